@@ -1,0 +1,44 @@
+import middy from '@middy/core';
+import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { config } from '../lib/config/index.ts';
+import { describeError } from '../lib/domain/errors.ts';
+import { klarCostMessageSchema } from '../lib/domain/messages.ts';
+import { logger } from '../lib/observability/logger.ts';
+import { count, flushMetrics } from '../lib/observability/metrics.ts';
+import { uploadKlarCosts, type KlarBatchEntry } from '../lib/sync/klar.ts';
+
+config(); // validate the environment at cold start, naming any bad variable
+
+async function uploadBatch(event: SQSEvent): Promise<SQSBatchResponse> {
+  const entries: KlarBatchEntry[] = [];
+  const unreadable: string[] = [];
+  for (const record of event.Records) {
+    let body: unknown;
+    try {
+      body = JSON.parse(record.body);
+    } catch {
+      body = undefined;
+    }
+    const parsed = klarCostMessageSchema.safeParse(body);
+    if (parsed.success) entries.push({ recordId: record.messageId, message: parsed.data });
+    else unreadable.push(record.messageId); // fails → DLQ, never silently dropped
+  }
+  if (unreadable.length) {
+    count('errors', unreadable.length);
+    logger.error('unreadable klar-cost messages', { messageIds: unreadable });
+  }
+  try {
+    const result = await uploadKlarCosts(entries, logger);
+    logger.info('klar batch', { records: event.Records.length, ...result, failed: result.failed.length });
+    return { batchItemFailures: [...unreadable, ...result.failed].map((itemIdentifier) => ({ itemIdentifier })) };
+  } catch (error) {
+    // Unexpected (e.g. DynamoDB unreachable): every record is retried.
+    logger.error('klar batch failed', { error: describeError(error) });
+    count('failedTransient', event.Records.length);
+    return { batchItemFailures: event.Records.map((r) => ({ itemIdentifier: r.messageId })) };
+  } finally {
+    flushMetrics();
+  }
+}
+
+export const handler = middy(uploadBatch);

@@ -1,0 +1,84 @@
+import type { KyInstance } from 'ky';
+import { config, requiredSecret } from '../config/index.ts';
+import { ConfigError, UpstreamError } from '../domain/errors.ts';
+import { orderEnvelopeSchema, orderListSchema, type VersaCommerceOrder } from '../domain/versacommerce.ts';
+import { createUpstreamClient, toUpstreamError } from './http.ts';
+import { memoized } from './registry.ts';
+
+const UPSTREAM = 'VersaCommerce';
+
+async function client(): Promise<KyInstance> {
+  const env = config();
+  if (!env.VERSACOMMERCE_BASE_URL) {
+    throw new ConfigError('VERSACOMMERCE_BASE_URL is not set: cannot fetch orders from the shop', ['VERSACOMMERCE_BASE_URL']);
+  }
+  const [key, password] = await Promise.all([requiredSecret('VERSACOMMERCE_API_KEY'), requiredSecret('VERSACOMMERCE_API_PASSWORD')]);
+  const baseUrl = `${env.VERSACOMMERCE_BASE_URL}/api`;
+  return memoized(`versacommerce:${baseUrl}:${key}:${password}`, () =>
+    createUpstreamClient({
+      upstream: UPSTREAM,
+      baseUrl,
+      headers: {
+        Authorization: `Basic ${Buffer.from(`${key}:${password}`).toString('base64')}`,
+        Accept: 'application/json',
+      },
+      timeoutMs: 10_000,
+      retryLimit: env.UPSTREAM_RETRY_LIMIT,
+      retryBaseMs: env.UPSTREAM_RETRY_BASE_MS,
+    }),
+  );
+}
+
+export interface FetchedOrder {
+  order: VersaCommerceOrder;
+  raw: Record<string, unknown>;
+}
+
+/** GET /api/orders/{id}.json with items and shipments; the answer is validated here. */
+export async function fetchOrder(orderId: number): Promise<FetchedOrder> {
+  const api = await client();
+  let json: unknown;
+  try {
+    json = await api.get(`orders/${orderId}.json`, { searchParams: { include: 'items,shipments' } }).json();
+  } catch (error) {
+    throw await toUpstreamError(UPSTREAM, error);
+  }
+  const parsed = orderEnvelopeSchema.safeParse(json);
+  if (!parsed.success) {
+    throw new UpstreamError(UPSTREAM, `order ${orderId} from the shop does not match the schema: ${parsed.error.issues[0]?.message}`, 'permanent');
+  }
+  return { order: parsed.data.order, raw: (json as { order: Record<string, unknown> }).order };
+}
+
+export interface ListOrdersQuery {
+  limit: number;
+  offset: number;
+  createdAtMin?: string;
+  include?: string;
+}
+
+/**
+ * One page of GET /api/orders.json. Orders that fail the schema are returned separately
+ * so one bad order cannot hide the rest of the page.
+ */
+export async function listOrders(query: ListOrdersQuery): Promise<{ orders: FetchedOrder[]; invalid: { raw: unknown; reason: string }[]; pageSize: number }> {
+  const api = await client();
+  const searchParams: Record<string, string | number> = { limit: query.limit, offset: query.offset };
+  if (query.createdAtMin) searchParams.created_at_min = query.createdAtMin;
+  if (query.include) searchParams.include = query.include;
+  let json: unknown;
+  try {
+    json = await api.get('orders.json', { searchParams }).json();
+  } catch (error) {
+    throw await toUpstreamError(UPSTREAM, error);
+  }
+  if (!Array.isArray(json)) throw new UpstreamError(UPSTREAM, 'orders.json did not answer a list', 'permanent');
+  const orders: FetchedOrder[] = [];
+  const invalid: { raw: unknown; reason: string }[] = [];
+  for (const entry of json) {
+    const parsed = orderListSchema.element.safeParse(entry);
+    if (parsed.success) orders.push({ order: parsed.data.order, raw: (entry as { order: Record<string, unknown> }).order });
+    else invalid.push({ raw: entry, reason: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') });
+  }
+  return { orders, invalid, pageSize: json.length };
+}

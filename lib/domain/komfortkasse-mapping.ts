@@ -1,0 +1,397 @@
+import { createHash } from 'node:crypto';
+import type { ZodError } from 'zod';
+import {
+  komfortkasseTypeFor,
+  paymentMethodDescriptionFor,
+  type PaymentTypeMap,
+} from '../config/payment-types.ts';
+import { InvalidMessageError } from './errors.ts';
+import {
+  komfortkasseOrderSchema,
+  type KomfortkasseAddress,
+  type KomfortkasseGender,
+  type KomfortkasseItem,
+  type KomfortkasseOrder,
+} from './komfortkasse.ts';
+import { parseVersaCommerceDate, type VersaCommerceAddress, type VersaCommerceOrder } from './versacommerce.ts';
+
+/**
+ * VersaCommerce order → Komfortkasse order (DESIGN.md "Mapping rules", seeds 000/002).
+ * Pure functions: no I/O, no clock, no environment. Messages name fields, never values
+ * that could be PII (names, emails, addresses).
+ */
+
+export interface KomfortkasseMappingContext {
+  paymentTypes: PaymentTypeMap;
+  /** `KOMFORTKASSE_INITIAL_DUNNING_LEVEL`; sent only when `firstSubmission`. */
+  initialDunningLevel?: number;
+  /** True when Komfortkasse has never accepted this order before. */
+  firstSubmission: boolean;
+}
+
+export type DesiredKomfortkasseState =
+  | { action: 'submit'; payload: KomfortkasseOrder }
+  | { action: 'remove' }
+  | { action: 'skip'; reason: string };
+
+const CANCELED_STATUSES = new Set(['canceled', 'cancelled']);
+
+export function isCanceled(order: VersaCommerceOrder): boolean {
+  return CANCELED_STATUSES.has(order.status.trim().toLowerCase());
+}
+
+/**
+ * What Komfortkasse should hold for this order. `remove` is unconditional here; the worker
+ * only sends it when the order was ever submitted. Throws `InvalidMessageError` when the
+ * order should be submitted but cannot be mapped.
+ */
+export function desiredKomfortkasseState(
+  order: VersaCommerceOrder,
+  context: KomfortkasseMappingContext,
+): DesiredKomfortkasseState {
+  if (isCanceled(order)) return { action: 'remove' };
+  const paymentType = order.payment_type?.trim() ?? '';
+  if (paymentType === '') return { action: 'skip', reason: 'order has no payment type' };
+  if (komfortkasseTypeFor(paymentType, context.paymentTypes) === undefined) {
+    return { action: 'skip', reason: `payment type "${paymentType}" is not sent to Komfortkasse` };
+  }
+  return { action: 'submit', payload: toKomfortkasseOrder(order, context) };
+}
+
+/** Builds the `POST /order/{code}` body. Throws `InvalidMessageError` when it cannot. */
+export function toKomfortkasseOrder(order: VersaCommerceOrder, context: KomfortkasseMappingContext): KomfortkasseOrder {
+  const where = `order ${order.id}`;
+  const paymentType = order.payment_type?.trim() ?? '';
+  const type = komfortkasseTypeFor(paymentType, context.paymentTypes);
+  if (type === undefined) {
+    throw new InvalidMessageError(
+      paymentType === ''
+        ? `${where}: has no payment type, cannot map it to a Komfortkasse order`
+        : `${where}: payment type "${paymentType}" is not sent to Komfortkasse`,
+    );
+  }
+
+  const createdAt = parseVersaCommerceDate(order.created_at);
+  if (createdAt === undefined) {
+    throw new InvalidMessageError(`${where}: created_at "${order.created_at}" is not a valid timestamp`);
+  }
+
+  const amount = roundToCents(order.total);
+  if (amount === undefined || amount < 0) {
+    throw new InvalidMessageError(`${where}: total must be a non-negative amount`);
+  }
+
+  const currency = toIsoCurrency(order.currency);
+  if (currency === undefined) {
+    throw new InvalidMessageError(`${where}: unknown currency "${order.currency}" (expected a symbol like € or an ISO 4217 code)`);
+  }
+
+  const { billing, shipping } = mapAddresses(order, where);
+
+  const payload: Record<string, unknown> = {
+    date: formatBerlinDate(createdAt),
+    customerEmail: emailOf(order.customer_email),
+    customerNumber: nonEmpty(order.customer_id),
+    type,
+    paymentMethod: paymentType,
+    paymentMethodDescription: paymentMethodDescriptionFor(paymentType),
+    statusDescription: nonEmpty(order.status),
+    amount,
+    currency,
+    language: languageOf(order.checkout_locale),
+    items: nonEmptyList(itemsOf(order)),
+    invoiceNumbers: nonEmptyList(unique([nonEmpty(order.external_invoicing_id)])),
+    shippingNumbers: nonEmptyList(trackingNumbersOf(order)),
+    billing,
+    shipping,
+  };
+  if (context.firstSubmission && context.initialDunningLevel !== undefined) {
+    payload.initialDunningLevel = context.initialDunningLevel;
+  }
+  for (const key of Object.keys(payload)) {
+    if (payload[key] === undefined) delete payload[key];
+  }
+
+  const result = komfortkasseOrderSchema.safeParse(payload);
+  if (!result.success) {
+    throw new InvalidMessageError(`${where}: cannot build a valid Komfortkasse order — ${describeIssues(result.error)}`, {
+      cause: result.error,
+    });
+  }
+  return result.data;
+}
+
+/**
+ * sha256 (hex) of the payload's canonical JSON (object keys sorted recursively), without
+ * `initialDunningLevel`: the first submission and an identical later one hash the same.
+ */
+export function payloadHash(payload: KomfortkasseOrder): string {
+  const { initialDunningLevel: _ignored, ...rest } = payload;
+  return createHash('sha256').update(canonicalJson(rest)).digest('hex');
+}
+
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(sortKeys(value));
+}
+
+function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (value !== null && typeof value === 'object') {
+    const sorted: Record<string, unknown> = {};
+    for (const key of Object.keys(value).sort()) {
+      const child = (value as Record<string, unknown>)[key];
+      if (child !== undefined) sorted[key] = sortKeys(child);
+    }
+    return sorted;
+  }
+  return value;
+}
+
+// ---------------------------------------------------------------- dates, money, currency
+
+const berlinDate = new Intl.DateTimeFormat('en-GB', {
+  timeZone: 'Europe/Berlin',
+  year: 'numeric',
+  month: '2-digit',
+  day: '2-digit',
+});
+
+/** `dd-MM-yyyy` of the instant's calendar day in Europe/Berlin. */
+export function formatBerlinDate(date: Date): string {
+  const parts: Record<string, string> = {};
+  for (const part of berlinDate.formatToParts(date)) parts[part.type] = part.value;
+  return `${parts.day ?? ''}-${parts.month ?? ''}-${(parts.year ?? '').padStart(4, '0')}`;
+}
+
+/** Rounds half away from zero to cents without binary drift (1.005 → 1.01). */
+export function roundToCents(value: number): number | undefined {
+  if (!Number.isFinite(value)) return undefined;
+  const sign = value < 0 ? -1 : 1;
+  const rounded = Number(`${Math.round(Number(`${Math.abs(value)}e2`))}e-2`);
+  if (!Number.isFinite(rounded)) return undefined;
+  return rounded === 0 ? 0 : sign * rounded;
+}
+
+const CURRENCY_SYMBOLS: Readonly<Record<string, string>> = {
+  '€': 'EUR',
+  euro: 'EUR',
+  '$': 'USD',
+  us$: 'USD',
+  '£': 'GBP',
+  chf: 'CHF',
+  fr: 'CHF',
+  'fr.': 'CHF',
+  sfr: 'CHF',
+  'sfr.': 'CHF',
+  zł: 'PLN',
+  kč: 'CZK',
+  ft: 'HUF',
+};
+
+const knownCurrencies: ReadonlySet<string> | undefined = (() => {
+  try {
+    return new Set(Intl.supportedValuesOf('currency'));
+  } catch {
+    return undefined;
+  }
+})();
+
+/** Currency symbol or code → ISO 4217 code, or `undefined` when unknown. */
+export function toIsoCurrency(value: string): string | undefined {
+  const trimmed = value.trim();
+  const bySymbol = CURRENCY_SYMBOLS[trimmed.toLowerCase()];
+  if (bySymbol !== undefined) return bySymbol;
+  if (!/^[A-Za-z]{3}$/.test(trimmed)) return undefined;
+  const code = trimmed.toUpperCase();
+  if (knownCurrencies !== undefined && knownCurrencies.size > 0 && !knownCurrencies.has(code)) return undefined;
+  return code;
+}
+
+// ---------------------------------------------------------------- addresses
+
+const COUNTRY_NAMES: Readonly<Record<string, string>> = {
+  deutschland: 'DE',
+  germany: 'DE',
+  deu: 'DE',
+  österreich: 'AT',
+  oesterreich: 'AT',
+  austria: 'AT',
+  aut: 'AT',
+  schweiz: 'CH',
+  switzerland: 'CH',
+  suisse: 'CH',
+  svizzera: 'CH',
+  che: 'CH',
+  liechtenstein: 'LI',
+  lie: 'LI',
+  luxemburg: 'LU',
+  luxembourg: 'LU',
+  lux: 'LU',
+  niederlande: 'NL',
+  netherlands: 'NL',
+  nld: 'NL',
+  belgien: 'BE',
+  belgium: 'BE',
+  bel: 'BE',
+  frankreich: 'FR',
+  france: 'FR',
+  fra: 'FR',
+  italien: 'IT',
+  italy: 'IT',
+  ita: 'IT',
+  dänemark: 'DK',
+  denmark: 'DK',
+  dnk: 'DK',
+  polen: 'PL',
+  poland: 'PL',
+  pol: 'PL',
+  uk: 'GB',
+};
+
+/** Country name, alpha-3 or alpha-2 → uppercase alpha-2, or `undefined`. */
+export function toCountryCode(value: string | undefined): string | undefined {
+  const trimmed = value?.trim() ?? '';
+  if (trimmed === '') return undefined;
+  const byName = COUNTRY_NAMES[trimmed.toLowerCase()];
+  if (byName !== undefined) return byName;
+  return /^[A-Za-z]{2}$/.test(trimmed) ? trimmed.toUpperCase() : undefined;
+}
+
+const MALE_TITLES = new Set(['herr', 'hr', 'herrn', 'mr', 'mister', 'sir', 'monsieur', 'male', 'm']);
+const FEMALE_TITLES = new Set(['frau', 'fr', 'mrs', 'ms', 'miss', 'madame', 'mme', 'female', 'f', 'w']);
+
+function genderOf(title: string | undefined, hasName: boolean, hasCompany: boolean): KomfortkasseGender {
+  if (hasCompany && !hasName) return 'company';
+  const key = (title ?? '').trim().toLowerCase().replace(/\.$/, '');
+  if (MALE_TITLES.has(key)) return 'male';
+  if (FEMALE_TITLES.has(key)) return 'female';
+  return 'unknown';
+}
+
+function streetOf(address: VersaCommerceAddress): string | undefined {
+  const street = nonEmpty(address.street);
+  const number = nonEmpty(address.streetnumber);
+  if (street !== undefined && number !== undefined && street.endsWith(` ${number}`)) return street;
+  return nonEmpty([street, number].filter((part) => part !== undefined).join(' '));
+}
+
+type AddressMapping = { ok: true; address: KomfortkasseAddress } | { ok: false; problem: string };
+
+function mapAddress(address: VersaCommerceAddress): AddressMapping {
+  const firstName = nonEmpty(address.firstname);
+  const lastName = nonEmpty(address.lastname);
+  const company = nonEmpty(address.company);
+  if (lastName === undefined && company === undefined) {
+    return { ok: false, problem: 'has neither a last name nor a company' };
+  }
+  const rawCountry = nonEmpty(address.country);
+  const countryCode = toCountryCode(rawCountry);
+  if (countryCode === undefined) {
+    return {
+      ok: false,
+      problem: rawCountry === undefined ? 'has no country' : `has country "${rawCountry}", not a 2-letter ISO country code`,
+    };
+  }
+  const mapped: Record<string, string | undefined> = {
+    gender: genderOf(address.title, firstName !== undefined || lastName !== undefined, company !== undefined),
+    firstName,
+    lastName,
+    company,
+    street: streetOf(address),
+    postCode: nonEmpty(address.zipcode),
+    city: nonEmpty(address.city),
+    countryCode,
+    phone: nonEmpty(address.phone),
+  };
+  for (const key of Object.keys(mapped)) {
+    if (mapped[key] === undefined) delete mapped[key];
+  }
+  return { ok: true, address: mapped as KomfortkasseAddress };
+}
+
+/** True when the VersaCommerce address carries no usable field at all. */
+function isBlankAddress(address: VersaCommerceAddress | null | undefined): boolean {
+  if (address === null || address === undefined) return true;
+  const fields = [
+    address.firstname,
+    address.lastname,
+    address.company,
+    address.street,
+    address.streetnumber,
+    address.zipcode,
+    address.city,
+    address.country,
+  ];
+  return fields.every((field) => nonEmpty(field) === undefined);
+}
+
+function mapAddresses(
+  order: VersaCommerceOrder,
+  where: string,
+): { billing: KomfortkasseAddress; shipping?: KomfortkasseAddress } {
+  const billingSource = isBlankAddress(order.billing_address) ? undefined : order.billing_address;
+  const shippingSource = isBlankAddress(order.shipping_address) ? undefined : order.shipping_address;
+
+  const billingFrom = billingSource ?? shippingSource;
+  if (billingFrom === undefined || billingFrom === null) {
+    throw new InvalidMessageError(`${where}: has neither a billing nor a shipping address`);
+  }
+  const billing = mapAddress(billingFrom);
+  if (!billing.ok) {
+    const which = billingSource === undefined ? 'shipping address (used as billing)' : 'billing address';
+    throw new InvalidMessageError(`${where}: ${which} ${billing.problem}`);
+  }
+  if (billingSource === undefined || shippingSource === undefined || shippingSource === null) {
+    return { billing: billing.address };
+  }
+  const shipping = mapAddress(shippingSource);
+  if (!shipping.ok || canonicalJson(shipping.address) === canonicalJson(billing.address)) {
+    return { billing: billing.address };
+  }
+  return { billing: billing.address, shipping: shipping.address };
+}
+
+// ---------------------------------------------------------------- other fields
+
+function nonEmpty(value: string | number | null | undefined): string | undefined {
+  if (value === null || value === undefined) return undefined;
+  const trimmed = String(value).trim();
+  return trimmed === '' ? undefined : trimmed;
+}
+
+function nonEmptyList<T>(values: T[]): T[] | undefined {
+  return values.length > 0 ? values : undefined;
+}
+
+function unique(values: Array<string | undefined>): string[] {
+  return [...new Set(values.filter((value): value is string => value !== undefined))];
+}
+
+function emailOf(value: string | undefined): string | undefined {
+  const email = nonEmpty(value);
+  return email !== undefined && email.includes('@') ? email : undefined;
+}
+
+function languageOf(locale: string | undefined): string | undefined {
+  const match = /^([A-Za-z]{2})(?:$|[-_])/.exec(nonEmpty(locale) ?? '');
+  return match?.[1]?.toLowerCase();
+}
+
+function itemsOf(order: VersaCommerceOrder): KomfortkasseItem[] {
+  const items: KomfortkasseItem[] = [];
+  for (const item of order.items ?? []) {
+    const number = nonEmpty(item.code) ?? nonEmpty(item.product_id) ?? nonEmpty(item.id);
+    if (number === undefined) continue;
+    const name = nonEmpty(item.title);
+    items.push(name === undefined ? { number } : { number, name });
+  }
+  return items;
+}
+
+function trackingNumbersOf(order: VersaCommerceOrder): string[] {
+  return unique((order.shipments ?? []).flatMap((shipment) => [nonEmpty(shipment.tracking_code), nonEmpty(shipment.tracking_number)]));
+}
+
+function describeIssues(error: ZodError): string {
+  return error.issues.map((issue) => `${issue.path.map(String).join('.') || '(root)'}: ${issue.message}`).join('; ');
+}

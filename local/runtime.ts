@@ -1,0 +1,260 @@
+import { createServer, type Server } from 'node:http';
+import {
+  ChangeMessageVisibilityBatchCommand,
+  DeleteMessageBatchCommand,
+  ReceiveMessageCommand,
+  type Message,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
+import type { SQSBatchResponse } from 'aws-lambda';
+import { apiGatewayV2Event, lambdaContext, scheduledEvent, sqsEvent } from './events.ts';
+import type { ProvisionedQueue } from './provision.ts';
+
+export type Handler = (event: any, context: any) => Promise<any>;
+
+export interface InvocationLog {
+  functionName: string;
+  records?: number;
+  failures?: number;
+  error?: string;
+  ms: number;
+}
+
+/**
+ * Feeds one queue to one handler the way an SQS event source mapping does: collects up to
+ * `batchSize` messages for at most `batchWindowMs`, invokes with a real SQSEvent, deletes
+ * what succeeded and leaves reported failures to reappear after the visibility timeout
+ * (the queue's redrive policy moves them to the DLQ after maxReceiveCount).
+ */
+export class SqsEventSource {
+  private running = false;
+  private loop?: Promise<void>;
+  private abort = new AbortController();
+  invocations = 0;
+
+  constructor(
+    private readonly sqs: SQSClient,
+    private readonly queue: ProvisionedQueue,
+    private readonly functionName: string,
+    private readonly handler: () => Handler,
+    private readonly options: {
+      batchSize: number;
+      batchWindowMs: number;
+      timeoutSeconds: number;
+      reportBatchItemFailures: boolean;
+      /** locally, hand failed records back sooner than the full visibility timeout */
+      retryDelaySeconds?: number;
+      onInvocation?: (log: InvocationLog) => void;
+    },
+  ) {}
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.abort = new AbortController();
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.abort.abort();
+    await this.loop?.catch(() => undefined);
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      try {
+        const batch = await this.collect();
+        if (batch.length > 0 && this.running) await this.invoke(batch);
+      } catch (error) {
+        if (!this.running) return;
+        // The emulator may be restarting: back off and poll again.
+        await sleep(500);
+        void error;
+      }
+    }
+  }
+
+  private async collect(): Promise<Message[]> {
+    const batch: Message[] = [];
+    const deadline = Date.now() + this.options.batchWindowMs;
+    do {
+      const remaining = this.options.batchSize - batch.length;
+      const waitSeconds = batch.length === 0 ? 1 : Math.min(1, Math.max(0, Math.floor((deadline - Date.now()) / 1000)));
+      const result = await this.sqs.send(
+        new ReceiveMessageCommand({
+          QueueUrl: this.queue.url,
+          MaxNumberOfMessages: Math.min(10, remaining),
+          WaitTimeSeconds: waitSeconds,
+          MessageSystemAttributeNames: ['All'],
+          MessageAttributeNames: ['All'],
+          VisibilityTimeout: this.queue.visibilityTimeout,
+        }),
+        { abortSignal: this.abort.signal },
+      );
+      const messages = result.Messages ?? [];
+      batch.push(...messages);
+      if (messages.length === 0 && (batch.length > 0 || !this.running)) {
+        if (Date.now() >= deadline) break;
+        if (this.options.batchWindowMs === 0) break;
+      }
+      if (batch.length === 0) return batch;
+    } while (batch.length < this.options.batchSize && Date.now() < deadline && this.running);
+    return batch;
+  }
+
+  private async invoke(batch: Message[]): Promise<void> {
+    const started = performance.now();
+    this.invocations++;
+    let failedIds = new Set<string>();
+    let error: string | undefined;
+    try {
+      const response = (await withTimeout(
+        this.handler()(sqsEvent(batch, this.queue.arn), lambdaContext(this.functionName, this.options.timeoutSeconds)),
+        this.options.timeoutSeconds * 1000,
+        this.functionName,
+      )) as SQSBatchResponse | undefined;
+      if (this.options.reportBatchItemFailures && response?.batchItemFailures) {
+        failedIds = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
+      }
+    } catch (thrown) {
+      // A thrown handler fails the whole batch, as in Lambda.
+      error = thrown instanceof Error ? thrown.message : String(thrown);
+      failedIds = new Set(batch.map((m) => m.MessageId!));
+    }
+    const succeeded = batch.filter((m) => !failedIds.has(m.MessageId!));
+    const failed = batch.filter((m) => failedIds.has(m.MessageId!));
+    await this.deleteAll(succeeded);
+    if (failed.length && this.options.retryDelaySeconds !== undefined) await this.delayRetry(failed, this.options.retryDelaySeconds);
+    this.options.onInvocation?.({
+      functionName: this.functionName,
+      records: batch.length,
+      failures: failed.length,
+      error,
+      ms: Math.round(performance.now() - started),
+    });
+  }
+
+  private async deleteAll(messages: Message[]): Promise<void> {
+    for (let i = 0; i < messages.length; i += 10) {
+      const chunk = messages.slice(i, i + 10);
+      await this.sqs.send(
+        new DeleteMessageBatchCommand({
+          QueueUrl: this.queue.url,
+          Entries: chunk.map((m, index) => ({ Id: String(index), ReceiptHandle: m.ReceiptHandle! })),
+        }),
+      );
+    }
+  }
+
+  private async delayRetry(messages: Message[], seconds: number): Promise<void> {
+    for (let i = 0; i < messages.length; i += 10) {
+      const chunk = messages.slice(i, i + 10);
+      await this.sqs
+        .send(
+          new ChangeMessageVisibilityBatchCommand({
+            QueueUrl: this.queue.url,
+            Entries: chunk.map((m, index) => ({ Id: String(index), ReceiptHandle: m.ReceiptHandle!, VisibilityTimeout: seconds })),
+          }),
+        )
+        .catch(() => undefined);
+    }
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number, name: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<T>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${name} timed out after ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * The HTTP API: every request becomes a real API Gateway v2 event for the handler.
+ * `/health` is answered by the local stack itself.
+ */
+export function startHttpApi(
+  port: number,
+  route: { functionName: string; routeKey: string; handler: () => Handler; timeoutSeconds: number },
+  host = '127.0.0.1',
+): Promise<Server> {
+  const server = createServer((request, response) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    request.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      // API Gateway's own payload limit is 10 MB; the handler enforces 256 KiB itself.
+      if (size <= 10 * 1024 * 1024) chunks.push(chunk);
+    });
+    request.on('end', async () => {
+      if (size > 10 * 1024 * 1024) {
+        response.writeHead(413, { 'content-type': 'application/json' }).end(JSON.stringify({ message: 'Request Entity Too Large' }));
+        return;
+      }
+      if (request.url === '/health' && request.method === 'GET') {
+        response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'ok' }));
+        return;
+      }
+      try {
+        const event = apiGatewayV2Event(request, Buffer.concat(chunks), route.routeKey);
+        const result = await route.handler()(event, lambdaContext(route.functionName, route.timeoutSeconds));
+        const headers = { ...(result?.headers ?? {}) } as Record<string, string>;
+        const body = result?.isBase64Encoded ? Buffer.from(String(result.body ?? ''), 'base64') : String(result?.body ?? '');
+        response.writeHead(Number(result?.statusCode ?? 200), headers).end(body);
+      } catch (error) {
+        // As API Gateway does when the function fails.
+        response.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ message: 'Internal Server Error' }));
+        process.stderr.write(`${route.functionName} threw: ${error instanceof Error ? error.stack : String(error)}\n`);
+      }
+    });
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve(server));
+  });
+}
+
+/** EventBridge `rate(...)` schedules; `fire()` lets tests and the CLI trigger one now. */
+export class Schedule {
+  private timer?: NodeJS.Timeout;
+  constructor(
+    readonly functionName: string,
+    private readonly everyMs: number,
+    private readonly handler: () => Handler,
+    private readonly input: unknown,
+    private readonly timeoutSeconds: number,
+    private readonly onInvocation?: (log: InvocationLog) => void,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => void this.fire().catch(() => undefined), this.everyMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  async fire(): Promise<unknown> {
+    const started = performance.now();
+    try {
+      const result = await this.handler()(scheduledEvent(this.functionName, this.input), lambdaContext(this.functionName, this.timeoutSeconds));
+      this.onInvocation?.({ functionName: this.functionName, ms: Math.round(performance.now() - started) });
+      return result;
+    } catch (error) {
+      this.onInvocation?.({ functionName: this.functionName, error: String(error), ms: Math.round(performance.now() - started) });
+      throw error;
+    }
+  }
+}

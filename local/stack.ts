@@ -1,0 +1,275 @@
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { forgetSecrets, reloadConfig } from '../lib/config/index.ts';
+import { resetClients } from '../lib/clients/registry.ts';
+import { resetSqsClient } from '../lib/queue/sqs.ts';
+import { resetDocumentClient } from '../lib/store/dynamo.ts';
+import { LOCAL_CREDENTIALS, LOCAL_REGION, startDynamoDbLocal, startSqsEmulator, type Emulator } from './emulators/index.ts';
+import { readStackDefinition, type FunctionDefinition, type StackDefinition } from './infra.ts';
+import { createQueues, createTable, type ProvisionedQueue } from './provision.ts';
+import { Schedule, SqsEventSource, startHttpApi, type Handler, type InvocationLog } from './runtime.ts';
+import {
+  startKlarSimulator,
+  startKomfortkasseSimulator,
+  startVersaCommerceSimulator,
+  type KlarSimulator,
+  type KomfortkasseSimulator,
+  type VersaCommerceSimulator,
+} from './simulators/index.ts';
+
+export const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
+/** Where a running `npm start` tells the CLI how to reach it. */
+export const LOCAL_STATE_FILE = join(REPO_ROOT, '.orderbridge', 'local-stack.json');
+
+export const LOCAL_DEFAULTS = {
+  webhookSecret: 'local-dev-secret',
+  komfortkasseApiKey: 'local-komfortkasse-key',
+  klarApiToken: 'local-klar-token',
+  versaCommerceApiKey: 'local-vc-key',
+  versaCommercePassword: 'local-vc-password',
+};
+
+export interface StackOptions {
+  /** HTTP port; 0 = a free one. Default: PORT or 3000. */
+  port?: number;
+  dynamoDbPort?: number;
+  sqsPort?: number;
+  /** keep DynamoDB data in this directory instead of memory */
+  persistDir?: string;
+  /** environment for the handlers (defaults to process.env); unset upstream URLs → simulators */
+  env?: NodeJS.ProcessEnv;
+  /** replace a function's handler (tests of the plumbing itself) */
+  handlers?: Partial<Record<string, Handler>>;
+  /** shorter visibility timeout for every queue (tests), in seconds */
+  visibilityTimeoutSeconds?: number;
+  /** hand failed records back after this many seconds instead of the full visibility timeout */
+  retryDelaySeconds?: number;
+  /** start the SQS pollers (default true) */
+  workers?: boolean;
+  /** start the schedules' timers (default true; `fireSchedule` works either way) */
+  schedules?: boolean;
+  /** write the state file the CLI reads (npm start does) */
+  writeStateFile?: boolean;
+  onInvocation?: (log: InvocationLog) => void;
+}
+
+export interface RunningStack {
+  url: string;
+  port: number;
+  definition: StackDefinition;
+  dynamoDb: Emulator;
+  sqs: Emulator;
+  queues: Record<'orders' | 'ordersDlq' | 'klarCosts' | 'klarCostsDlq', ProvisionedQueue>;
+  tableName: string;
+  sqsClient: SQSClient;
+  dynamoDbClient: DynamoDBClient;
+  simulators: { komfortkasse?: KomfortkasseSimulator; klar?: KlarSimulator; versaCommerce?: VersaCommerceSimulator };
+  env: Record<string, string>;
+  eventSources: SqsEventSource[];
+  fireSchedule(functionName: string): Promise<unknown>;
+  stopWorkers(): Promise<void>;
+  startWorkers(): void;
+  stop(): Promise<void>;
+}
+
+const QUEUE_ALIASES = { orders: 'OrdersQueue', ordersDlq: 'OrdersDLQ', klarCosts: 'KlarCostsQueue', klarCostsDlq: 'KlarCostsDLQ' } as const;
+
+/**
+ * The whole pipeline on one machine: DynamoDB Local and the SQS emulator as child
+ * processes, resources created from serverless.yml, the real handlers fed real events,
+ * and simulators for every upstream without a base URL. Resolves once everything is ready.
+ */
+export async function startStack(options: StackOptions = {}): Promise<RunningStack> {
+  const baseEnv = options.env ?? process.env;
+  const definition = readStackDefinition({ stage: 'local', env: baseEnv });
+  const cleanups: (() => Promise<unknown> | unknown)[] = [];
+  const cleanup = async () => {
+    for (const fn of cleanups.reverse()) await Promise.resolve(fn()).catch(() => undefined);
+  };
+  try {
+    const [dynamoDb, sqs] = await Promise.all([
+      startDynamoDbLocal({ port: options.dynamoDbPort, dataDir: options.persistDir }),
+      startSqsEmulator({ port: options.sqsPort }),
+    ]);
+    cleanups.push(() => dynamoDb.stop(), () => sqs.stop());
+
+    const sqsClient = new SQSClient({ endpoint: sqs.endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS });
+    const dynamoDbClient = new DynamoDBClient({ endpoint: dynamoDb.endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS });
+    cleanups.push(() => sqsClient.destroy(), () => dynamoDbClient.destroy());
+
+    const [provisioned, tableName] = await Promise.all([
+      createQueues(sqsClient, definition, { visibilityTimeoutOverride: options.visibilityTimeoutSeconds }),
+      createTable(dynamoDbClient, definition),
+    ]);
+    const queues = Object.fromEntries(
+      Object.entries(QUEUE_ALIASES).map(([alias, logicalId]) => [alias, provisioned.get(logicalId)!]),
+    ) as RunningStack['queues'];
+
+    const simulators: RunningStack['simulators'] = {};
+    const env: Record<string, string> = {
+      STAGE: 'local',
+      AWS_REGION: LOCAL_REGION,
+      AWS_DEFAULT_REGION: LOCAL_REGION,
+      AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
+      AWS_ENDPOINT_URL_SQS: sqs.endpoint,
+      AWS_ENDPOINT_URL_DYNAMODB: dynamoDb.endpoint,
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+      HISTORY_TABLE_NAME: tableName,
+      ORDERS_QUEUE_URL: queues.orders.url,
+      KLAR_COSTS_QUEUE_URL: queues.klarCosts.url,
+      KLAR_BATCH_WINDOW_SECONDS: baseEnv.KLAR_BATCH_WINDOW_SECONDS ?? '5',
+      WEBHOOK_SECRETS: baseEnv.WEBHOOK_SECRETS || LOCAL_DEFAULTS.webhookSecret,
+    };
+    if (!baseEnv.KOMFORTKASSE_BASE_URL) {
+      const apiKey = baseEnv.KOMFORTKASSE_API_KEY || LOCAL_DEFAULTS.komfortkasseApiKey;
+      simulators.komfortkasse = await startKomfortkasseSimulator({ apiKey });
+      cleanups.push(() => simulators.komfortkasse?.close());
+      env.KOMFORTKASSE_BASE_URL = simulators.komfortkasse.url;
+      env.KOMFORTKASSE_API_KEY = apiKey;
+    } else if (!baseEnv.KOMFORTKASSE_API_KEY) {
+      env.KOMFORTKASSE_API_KEY = LOCAL_DEFAULTS.komfortkasseApiKey;
+    }
+    if (!baseEnv.KLAR_BASE_URL) {
+      const token = baseEnv.KLAR_API_TOKEN || LOCAL_DEFAULTS.klarApiToken;
+      simulators.klar = await startKlarSimulator({ token, version: baseEnv.KLAR_API_VERSION || '06.2024' });
+      cleanups.push(() => simulators.klar?.close());
+      env.KLAR_BASE_URL = simulators.klar.url;
+      env.KLAR_API_TOKEN = token;
+    } else if (!baseEnv.KLAR_API_TOKEN) {
+      env.KLAR_API_TOKEN = LOCAL_DEFAULTS.klarApiToken;
+    }
+    if (!baseEnv.VERSACOMMERCE_BASE_URL) {
+      const apiKey = baseEnv.VERSACOMMERCE_API_KEY || LOCAL_DEFAULTS.versaCommerceApiKey;
+      const password = baseEnv.VERSACOMMERCE_API_PASSWORD || LOCAL_DEFAULTS.versaCommercePassword;
+      simulators.versaCommerce = await startVersaCommerceSimulator({ apiKey, password });
+      cleanups.push(() => simulators.versaCommerce?.close());
+      env.VERSACOMMERCE_BASE_URL = simulators.versaCommerce.url;
+      env.VERSACOMMERCE_API_KEY = apiKey;
+      env.VERSACOMMERCE_API_PASSWORD = password;
+    } else {
+      env.VERSACOMMERCE_API_KEY = baseEnv.VERSACOMMERCE_API_KEY || LOCAL_DEFAULTS.versaCommerceApiKey;
+      env.VERSACOMMERCE_API_PASSWORD = baseEnv.VERSACOMMERCE_API_PASSWORD || LOCAL_DEFAULTS.versaCommercePassword;
+    }
+
+    // The handlers run in this process: give them the environment Lambda would, then
+    // drop every per-container cache so they see it (a fresh "cold start").
+    Object.assign(process.env, pickDefined(baseEnv), env);
+    reloadConfig();
+    forgetSecrets();
+    resetSqsClient();
+    resetDocumentClient();
+    resetClients();
+
+    const handlers = new Map<string, Handler>();
+    for (const fn of definition.functions) {
+      handlers.set(fn.name, options.handlers?.[fn.name] ?? (await loadHandler(fn)));
+    }
+    const handlerOf = (name: string) => () => handlers.get(name)!;
+
+    const eventSources: SqsEventSource[] = [];
+    const schedules: Schedule[] = [];
+    let httpRoute: { fn: FunctionDefinition; routeKey: string } | undefined;
+    for (const fn of definition.functions) {
+      for (const event of fn.events) {
+        if (event.type === 'sqs') {
+          const queue = provisioned.get(event.queueLogicalId)!;
+          const windowSeconds = fn.name === 'upload-klar-costs' ? Number(env.KLAR_BATCH_WINDOW_SECONDS) : event.maximumBatchingWindow;
+          eventSources.push(
+            new SqsEventSource(sqsClient, queue, fn.name, handlerOf(fn.name), {
+              batchSize: event.batchSize,
+              batchWindowMs: windowSeconds * 1000,
+              timeoutSeconds: fn.timeoutSeconds,
+              reportBatchItemFailures: event.reportBatchItemFailures,
+              retryDelaySeconds: options.retryDelaySeconds,
+              onInvocation: options.onInvocation,
+            }),
+          );
+        } else if (event.type === 'schedule') {
+          schedules.push(new Schedule(fn.name, event.everyMs, handlerOf(fn.name), event.input, fn.timeoutSeconds, options.onInvocation));
+        } else if (event.type === 'httpApi') {
+          httpRoute ??= { fn, routeKey: event.path === '*' ? '$default' : `${event.method === '*' ? 'ANY' : event.method} ${event.path}` };
+        }
+      }
+    }
+    if (options.workers !== false) for (const source of eventSources) source.start();
+    cleanups.push(() => Promise.all(eventSources.map((s) => s.stop())));
+    if (options.schedules !== false) for (const schedule of schedules) schedule.start();
+    cleanups.push(() => schedules.forEach((s) => s.stop()));
+
+    if (!httpRoute) throw new Error('serverless.yml declares no httpApi function');
+    const port = options.port ?? Number(baseEnv.PORT ?? 3000);
+    const server: Server = await startHttpApi(port, {
+      functionName: httpRoute.fn.name,
+      routeKey: httpRoute.routeKey,
+      handler: handlerOf(httpRoute.fn.name),
+      timeoutSeconds: httpRoute.fn.timeoutSeconds,
+    });
+    cleanups.push(() => new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    }));
+    const address = server.address();
+    const actualPort = typeof address === 'object' && address ? address.port : port;
+    const url = `http://127.0.0.1:${actualPort}`;
+
+    if (options.writeStateFile) {
+      mkdirSync(dirname(LOCAL_STATE_FILE), { recursive: true });
+      writeFileSync(
+        LOCAL_STATE_FILE,
+        JSON.stringify({ pid: process.pid, url, env, queues: Object.fromEntries(Object.entries(queues).map(([k, q]) => [k, q.url])) }, null, 2),
+      );
+      cleanups.push(() => rmSync(LOCAL_STATE_FILE, { force: true }));
+    }
+
+    let stopped = false;
+    return {
+      url,
+      port: actualPort,
+      definition,
+      dynamoDb,
+      sqs,
+      queues,
+      tableName,
+      sqsClient,
+      dynamoDbClient,
+      simulators,
+      env,
+      eventSources,
+      async fireSchedule(functionName: string) {
+        const schedule = schedules.find((s) => s.functionName === functionName);
+        if (!schedule) throw new Error(`no schedule for ${functionName}`);
+        return schedule.fire();
+      },
+      async stopWorkers() {
+        await Promise.all(eventSources.map((s) => s.stop()));
+      },
+      startWorkers() {
+        for (const source of eventSources) source.start();
+      },
+      async stop() {
+        if (stopped) return;
+        stopped = true;
+        await cleanup();
+      },
+    };
+  } catch (error) {
+    await cleanup();
+    throw error;
+  }
+}
+
+async function loadHandler(fn: FunctionDefinition): Promise<Handler> {
+  const module = (await import(pathToFileURL(join(REPO_ROOT, fn.module)).href)) as Record<string, unknown>;
+  const handler = module[fn.exportName];
+  if (typeof handler !== 'function') throw new Error(`${fn.module} does not export ${fn.exportName}`);
+  return handler as Handler;
+}
+
+function pickDefined(env: NodeJS.ProcessEnv): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined));
+}

@@ -1,0 +1,634 @@
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_PAYMENT_TYPE_MAP, parsePaymentTypeMap } from '../../lib/config/payment-types.ts';
+import { InvalidMessageError } from '../../lib/domain/errors.ts';
+import {
+  desiredKomfortkasseState,
+  payloadHash,
+  toKomfortkasseOrder,
+  type KomfortkasseMappingContext,
+} from '../../lib/domain/komfortkasse-mapping.ts';
+import {
+  komfortkasseErrorSchema,
+  komfortkasseOrderResponseSchema,
+  komfortkasseOrderSchema,
+  type KomfortkasseOrder,
+} from '../../lib/domain/komfortkasse.ts';
+import {
+  parseVersaCommerceDate,
+  versaCommerceOrderSchema,
+  type VersaCommerceOrder,
+} from '../../lib/domain/versacommerce.ts';
+import { buildVersaCommerceAddress, buildVersaCommerceOrder } from '../factories/orders.ts';
+
+const context: KomfortkasseMappingContext = { paymentTypes: DEFAULT_PAYMENT_TYPE_MAP, firstSubmission: true };
+
+function order(overrides: Record<string, unknown> = {}): VersaCommerceOrder {
+  return versaCommerceOrderSchema.parse(buildVersaCommerceOrder(overrides));
+}
+
+function map(overrides: Record<string, unknown> = {}, ctx: Partial<KomfortkasseMappingContext> = {}): KomfortkasseOrder {
+  return toKomfortkasseOrder(order(overrides), { ...context, ...ctx });
+}
+
+function invalidMessageFrom(action: () => unknown): InvalidMessageError {
+  try {
+    action();
+  } catch (error) {
+    if (error instanceof InvalidMessageError) return error;
+    throw error;
+  }
+  throw new Error('expected an InvalidMessageError');
+}
+
+/** Paths of every null, empty array and empty string anywhere in `value`. */
+function emptyValuePaths(value: unknown, path = '$'): string[] {
+  if (value === null) return [path];
+  if (value === '') return [path];
+  if (Array.isArray(value)) {
+    return value.length === 0 ? [path] : value.flatMap((child, index) => emptyValuePaths(child, `${path}[${index}]`));
+  }
+  if (typeof value === 'object') {
+    return Object.entries(value as Record<string, unknown>).flatMap(([key, child]) =>
+      child === undefined ? [`${path}.${key}`] : emptyValuePaths(child, `${path}.${key}`),
+    );
+  }
+  return [];
+}
+
+const seedBilling = {
+  gender: 'male',
+  firstName: 'Eduard',
+  lastName: 'Siebert',
+  company: 'VersaCommerce',
+  street: 'Zwischen Den Hölzern 1a',
+  postCode: '59514',
+  city: 'Welver',
+  countryCode: 'DE',
+  phone: '+49 511 1659 800',
+};
+
+describe('toKomfortkasseOrder', () => {
+  it('maps the seed order to the exact Komfortkasse payload', () => {
+    // prepare
+    const seed = order();
+
+    // act
+    const payload = toKomfortkasseOrder(seed, context);
+
+    // assess
+    expect(payload).toStrictEqual({
+      date: '19-03-2013',
+      customerEmail: 'support@versacommerce.de',
+      customerNumber: '1000',
+      type: 'COD',
+      paymentMethod: 'cod',
+      paymentMethodDescription: 'Nachnahme',
+      statusDescription: 'open',
+      amount: 15.94,
+      currency: 'EUR',
+      language: 'de',
+      items: [{ number: 'SKU-10000', name: 'T-Shirt' }],
+      billing: seedBilling,
+    });
+    expect(komfortkasseOrderSchema.parse(payload)).toStrictEqual(payload);
+    expect(JSON.stringify(payload)).not.toContain('196-083-565');
+  });
+
+  it("tolerates the seed's malformed created_at (12 =>39 =>51+01 =>00)", () => {
+    // prepare
+    const raw = '2013-03-19T12 =>39 =>51+01 =>00';
+
+    // act
+    const parsed = parseVersaCommerceDate(raw);
+    const payload = map({ created_at: raw });
+
+    // assess
+    expect(parsed?.toISOString()).toBe('2013-03-19T11:39:51.000Z');
+    expect(payload.date).toBe('19-03-2013');
+  });
+
+  it.each([
+    ['2013-03-19T23:30:00Z', '20-03-2013'], // 00:30 CET
+    ['2013-03-19T22:59:59Z', '19-03-2013'], // 23:59:59 CET
+    ['2013-06-30T22:30:00+00:00', '01-07-2013'], // 00:30 CEST
+    ['2013-06-30T21:59:59Z', '30-06-2013'], // 23:59:59 CEST
+    ['2013-12-31T23:00:00Z', '01-01-2014'],
+    ['2016-09-09 00:15', '09-09-2016'], // zone-less: Berlin wall clock
+  ])('formats created_at %s as the Berlin calendar day %s', (createdAt, expected) => {
+    // act
+    const payload = map({ created_at: createdAt });
+
+    // assess
+    expect(payload.date).toBe(expected);
+  });
+
+  it('rejects an unparseable created_at as a permanent InvalidMessageError', () => {
+    // act
+    const error = invalidMessageFrom(() => map({ created_at: 'gestern' }));
+
+    // assess
+    expect(error.category).toBe('permanent');
+    expect(error.message).toContain('created_at');
+  });
+
+  it.each([
+    ['€', 'EUR'],
+    [' € ', 'EUR'],
+    ['EUR', 'EUR'],
+    ['eur', 'EUR'],
+    ['$', 'USD'],
+    ['£', 'GBP'],
+    ['CHF', 'CHF'],
+    ['Fr.', 'CHF'],
+    ['usd', 'USD'],
+  ])('maps currency %j to %s', (currency, expected) => {
+    // act
+    const payload = map({ currency });
+
+    // assess
+    expect(payload.currency).toBe(expected);
+  });
+
+  it.each(['¥', 'Euro-Dollar', 'XYZ', 'E'])('rejects the unknown currency %j with InvalidMessageError', (currency) => {
+    // act
+    const error = invalidMessageFrom(() => map({ currency }));
+
+    // assess
+    expect(error.message).toContain('currency');
+  });
+
+  it.each([
+    ['15.94', 15.94],
+    ['15.945', 15.95],
+    ['1.005', 1.01],
+    [22.38, 22.38],
+    ['0.0', 0],
+    ['100', 100],
+  ])('turns total %j into the amount %d', (total, expected) => {
+    // act
+    const payload = map({ total });
+
+    // assess
+    expect(payload.amount).toBe(expected);
+  });
+
+  it('rejects a negative total', () => {
+    // act
+    const error = invalidMessageFrom(() => map({ total: '-5.00' }));
+
+    // assess
+    expect(error.message).toContain('total');
+  });
+
+  it('gives a company address without names the gender company', () => {
+    // prepare
+    const billing = buildVersaCommerceAddress('billing', { firstname: '', lastname: null, title: 'Firma', company: 'Mustermann GmbH' });
+
+    // act
+    const payload = map({ billing_address: billing, shipping_address: null });
+
+    // assess
+    expect(payload.billing).toStrictEqual({
+      gender: 'company',
+      company: 'Mustermann GmbH',
+      street: 'Zwischen Den Hölzern 1a',
+      postCode: '59514',
+      city: 'Welver',
+      countryCode: 'DE',
+      phone: '+49 511 1659 800',
+    });
+  });
+
+  it.each([
+    ['Herr', 'male'],
+    ['herr', 'male'],
+    ['Mr.', 'male'],
+    ['Frau', 'female'],
+    ['FRAU', 'female'],
+    ['Mrs', 'female'],
+    ['Ms.', 'female'],
+    ['Dr.', 'unknown'],
+    [null, 'unknown'],
+  ])('maps title %j to gender %s', (title, gender) => {
+    // prepare
+    const billing = buildVersaCommerceAddress('billing', { title });
+
+    // act
+    const payload = map({ billing_address: billing, shipping_address: null });
+
+    // assess
+    expect(payload.billing.gender).toBe(gender);
+  });
+
+  it.each([
+    ['de', 'DE'],
+    ['Deutschland', 'DE'],
+    ['Germany', 'DE'],
+    ['DEU', 'DE'],
+    ['Österreich', 'AT'],
+    ['AUT', 'AT'],
+    ['Schweiz', 'CH'],
+    ['CHE', 'CH'],
+    [' nl ', 'NL'],
+  ])('maps country %j to countryCode %s', (country, expected) => {
+    // prepare
+    const billing = buildVersaCommerceAddress('billing', { country });
+
+    // act
+    const payload = map({ billing_address: billing, shipping_address: null });
+
+    // assess
+    expect(payload.billing.countryCode).toBe(expected);
+  });
+
+  it.each(['Atlantis', '', null])('rejects the billing country %j with InvalidMessageError', (country) => {
+    // prepare
+    const billing = buildVersaCommerceAddress('billing', { country });
+
+    // act
+    const error = invalidMessageFrom(() => map({ billing_address: billing }));
+
+    // assess
+    expect(error.message).toContain('billing address');
+  });
+
+  it('rejects a billing address with neither last name nor company', () => {
+    // prepare
+    const billing = buildVersaCommerceAddress('billing', { lastname: '', company: null });
+
+    // act
+    const error = invalidMessageFrom(() => map({ billing_address: billing }));
+
+    // assess
+    expect(error.message).toContain('neither a last name nor a company');
+    expect(error.message).not.toContain('Eduard');
+  });
+
+  it('omits the shipping address when it is missing', () => {
+    // act
+    const withNull = map({ shipping_address: null });
+    const absent = map({ shipping_address: undefined });
+
+    // assess
+    expect(withNull).not.toHaveProperty('shipping');
+    expect(absent).not.toHaveProperty('shipping');
+    expect(withNull.billing).toStrictEqual(seedBilling);
+  });
+
+  it('omits a shipping address that maps to the same as billing', () => {
+    // prepare: differs only in VersaCommerce-only fields (id, category, state)
+    const shipping = buildVersaCommerceAddress('shipping', { id: 4711, state: 'NRW', country: 'Deutschland' });
+
+    // act
+    const payload = map({ shipping_address: shipping });
+
+    // assess
+    expect(payload).not.toHaveProperty('shipping');
+  });
+
+  it('sends a shipping address that differs from billing', () => {
+    // prepare
+    const shipping = buildVersaCommerceAddress('shipping', {
+      title: 'Frau',
+      firstname: 'Erika',
+      lastname: 'Mustermann',
+      company: '',
+      street: 'Industriestr.',
+      streetnumber: 33,
+      zipcode: 63073,
+      city: 'Offenbach am Main',
+      phone: null,
+    });
+
+    // act
+    const payload = map({ shipping_address: shipping });
+
+    // assess
+    expect(payload.billing).toStrictEqual(seedBilling);
+    expect(payload.shipping).toStrictEqual({
+      gender: 'female',
+      firstName: 'Erika',
+      lastName: 'Mustermann',
+      street: 'Industriestr. 33',
+      postCode: '63073',
+      city: 'Offenbach am Main',
+      countryCode: 'DE',
+    });
+  });
+
+  it('drops a shipping address whose country cannot be mapped', () => {
+    // prepare
+    const shipping = buildVersaCommerceAddress('shipping', { city: 'Somewhere', country: 'Atlantis' });
+
+    // act
+    const payload = map({ shipping_address: shipping });
+
+    // assess
+    expect(payload).not.toHaveProperty('shipping');
+    expect(payload.billing).toStrictEqual(seedBilling);
+  });
+
+  it('uses the shipping address as billing when billing is missing', () => {
+    // prepare
+    const shipping = buildVersaCommerceAddress('shipping', { city: 'Hamm', zipcode: '59063' });
+
+    // act
+    const payload = map({ billing_address: null, shipping_address: shipping });
+
+    // assess
+    expect(payload.billing).toStrictEqual({ ...seedBilling, city: 'Hamm', postCode: '59063' });
+    expect(payload).not.toHaveProperty('shipping');
+  });
+
+  it('rejects an order with neither billing nor shipping address', () => {
+    // act
+    const error = invalidMessageFrom(() => map({ billing_address: null, shipping_address: undefined }));
+
+    // assess
+    expect(error.message).toContain('neither a billing nor a shipping address');
+  });
+
+  it('builds street from street and streetnumber, skipping missing parts', () => {
+    // prepare
+    const cases = [
+      { street: ' Bahnhofstr. ', streetnumber: ' 14 ', expected: 'Bahnhofstr. 14' },
+      { street: 'Bahnhofstr.', streetnumber: null, expected: 'Bahnhofstr.' },
+      { street: 'Bahnhofstr. 14', streetnumber: '14', expected: 'Bahnhofstr. 14' },
+      { street: null, streetnumber: '', expected: undefined },
+    ];
+
+    // act
+    const streets = cases.map(({ street, streetnumber }) =>
+      map({ billing_address: buildVersaCommerceAddress('billing', { street, streetnumber }), shipping_address: null }).billing,
+    );
+
+    // assess
+    cases.forEach(({ expected }, index) => {
+      if (expected === undefined) expect(streets[index]).not.toHaveProperty('street');
+      else expect(streets[index]?.street).toBe(expected);
+    });
+  });
+
+  it('omits every absent optional field: no null, no empty array, no empty string anywhere', () => {
+    // prepare
+    const sparse = {
+      customer_email: null,
+      customer_id: null,
+      checkout_locale: null,
+      external_invoicing_id: '',
+      items: [],
+      shipments: [],
+      shipping_address: null,
+      billing_address: { lastname: 'Siebert', firstname: '', company: null, street: '', streetnumber: null, zipcode: '', city: null, country: 'DE', phone: '', title: '' },
+    };
+
+    // act
+    const payload = map(sparse);
+
+    // assess
+    expect(payload).toStrictEqual({
+      date: '19-03-2013',
+      type: 'COD',
+      paymentMethod: 'cod',
+      paymentMethodDescription: 'Nachnahme',
+      statusDescription: 'open',
+      amount: 15.94,
+      currency: 'EUR',
+      billing: { gender: 'unknown', lastName: 'Siebert', countryCode: 'DE' },
+    });
+    expect(emptyValuePaths(payload)).toEqual([]);
+    expect(emptyValuePaths(map())).toEqual([]);
+  });
+
+  it('omits items without any number and shipments without tracking codes', () => {
+    // prepare
+    const items = [{ title: 'Gutschein' }, { code: '', product_id: null, title: 'Leer' }];
+    const shipments = [{ tracking_code: null }, { tracking_number: '' }];
+
+    // act
+    const payload = map({ items, shipments, items_count: 2 });
+
+    // assess
+    expect(payload).not.toHaveProperty('items');
+    expect(payload).not.toHaveProperty('shippingNumbers');
+    expect(emptyValuePaths(payload)).toEqual([]);
+  });
+
+  it('drops a customer_email without @', () => {
+    // act
+    const payload = map({ customer_email: 'kein-email' });
+
+    // assess
+    expect(payload).not.toHaveProperty('customerEmail');
+  });
+
+  it('numbers items by code, then product_id, then id, and names them by title', () => {
+    // prepare
+    const items = [
+      { id: 1, product_id: 10, code: 'SKU-1', title: 'T-Shirt' },
+      { id: 2, product_id: 20, code: null, title: 'Jeans' },
+      { id: 3, product_id: null, code: '' },
+      { id: 4, product_id: '40', code: 7633 },
+    ];
+
+    // act
+    const payload = map({ items });
+
+    // assess
+    expect(payload.items).toStrictEqual([
+      { number: 'SKU-1', name: 'T-Shirt' },
+      { number: '20', name: 'Jeans' },
+      { number: '3' },
+      { number: '7633' },
+    ]);
+  });
+
+  it('sends tracking codes, the invoicing id and the checkout language', () => {
+    // prepare
+    const shipments = [
+      { tracking_code: '897126743438923093287376' },
+      { tracking_number: 'JJD0099' },
+      { tracking_code: '897126743438923093287376' },
+    ];
+
+    // act
+    const payload = map({ shipments, external_invoicing_id: 100072533, checkout_locale: 'de_DE' });
+
+    // assess
+    expect(payload.shippingNumbers).toStrictEqual(['897126743438923093287376', 'JJD0099']);
+    expect(payload.invoiceNumbers).toStrictEqual(['100072533']);
+    expect(payload.language).toBe('de');
+  });
+
+  it('puts the shop status into statusDescription', () => {
+    // act
+    const statuses = ['in_progress', 'closed', 'returned'].map((status) => map({ status }).statusDescription);
+
+    // assess
+    expect(statuses).toEqual(['in_progress', 'closed', 'returned']);
+  });
+
+  it('sends initialDunningLevel only on the first submission', () => {
+    // act
+    const first = map({}, { initialDunningLevel: 1, firstSubmission: true });
+    const firstZero = map({}, { initialDunningLevel: 0, firstSubmission: true });
+    const later = map({}, { initialDunningLevel: 1, firstSubmission: false });
+    const unset = map({}, { firstSubmission: true });
+
+    // assess
+    expect(first.initialDunningLevel).toBe(1);
+    expect(firstZero.initialDunningLevel).toBe(0);
+    expect(later).not.toHaveProperty('initialDunningLevel');
+    expect(unset).not.toHaveProperty('initialDunningLevel');
+  });
+
+  it('rejects a payment type that is not sent to Komfortkasse', () => {
+    // act
+    const error = invalidMessageFrom(() => map({ payment_type: 'paypal' }));
+
+    // assess
+    expect(error.message).toContain('"paypal"');
+  });
+});
+
+describe('desiredKomfortkasseState', () => {
+  it.each(Object.entries(DEFAULT_PAYMENT_TYPE_MAP))('handles default payment type %s as %s', (paymentType, target) => {
+    // prepare
+    const vcOrder = order({ payment_type: paymentType });
+
+    // act
+    const state = desiredKomfortkasseState(vcOrder, context);
+
+    // assess
+    if (target === 'SKIP') {
+      expect(state).toStrictEqual({ action: 'skip', reason: `payment type "${paymentType}" is not sent to Komfortkasse` });
+    } else {
+      expect(state.action).toBe('submit');
+      if (state.action === 'submit') {
+        expect(state.payload.type).toBe(target);
+        expect(state.payload.paymentMethod).toBe(paymentType);
+      }
+    }
+  });
+
+  it('skips a payment type that is not in the table', () => {
+    // act
+    const state = desiredKomfortkasseState(order({ payment_type: 'bitcoin' }), context);
+
+    // assess
+    expect(state).toStrictEqual({ action: 'skip', reason: 'payment type "bitcoin" is not sent to Komfortkasse' });
+  });
+
+  it('skips an order without payment type', () => {
+    // act
+    const state = desiredKomfortkasseState(order({ payment_type: null }), context);
+
+    // assess
+    expect(state).toStrictEqual({ action: 'skip', reason: 'order has no payment type' });
+  });
+
+  it('follows an operator table merged over the default', () => {
+    // prepare
+    const paymentTypes = parsePaymentTypeMap('{"paypal":"PREPAYMENT"}');
+
+    // act
+    const state = desiredKomfortkasseState(order({ payment_type: 'paypal' }), { ...context, paymentTypes });
+
+    // assess
+    expect(state.action === 'submit' && state.payload.type).toBe('PREPAYMENT');
+  });
+
+  it.each([
+    ['canceled', 'cod'],
+    ['canceled', 'paypal'],
+    ['Cancelled', 'invoice'],
+  ])('removes an order with status %s (payment type %s)', (status, paymentType) => {
+    // act
+    const state = desiredKomfortkasseState(order({ status, payment_type: paymentType }), context);
+
+    // assess
+    expect(state).toStrictEqual({ action: 'remove' });
+  });
+
+  it('submits the seed order', () => {
+    // act
+    const state = desiredKomfortkasseState(order(), context);
+
+    // assess
+    expect(state).toStrictEqual({ action: 'submit', payload: map() });
+  });
+});
+
+describe('payloadHash', () => {
+  it('is the same with and without initialDunningLevel', () => {
+    // prepare
+    const first = map({}, { initialDunningLevel: 2, firstSubmission: true });
+    const later = map({}, { initialDunningLevel: 2, firstSubmission: false });
+
+    // act
+    const firstHash = payloadHash(first);
+    const laterHash = payloadHash(later);
+
+    // assess
+    expect(first).toHaveProperty('initialDunningLevel', 2);
+    expect(firstHash).toMatch(/^[0-9a-f]{64}$/);
+    expect(firstHash).toBe(laterHash);
+  });
+
+  it('does not depend on key order', () => {
+    // prepare
+    const payload = map();
+    const reordered = Object.fromEntries(Object.entries(payload).reverse()) as KomfortkasseOrder;
+    reordered.billing = Object.fromEntries(Object.entries(payload.billing).reverse()) as KomfortkasseOrder['billing'];
+
+    // act & assess
+    expect(payloadHash(reordered)).toBe(payloadHash(payload));
+  });
+
+  it('changes when the amount changes', () => {
+    // act
+    const before = payloadHash(map({ total: '15.94' }));
+    const after = payloadHash(map({ total: '15.95' }));
+
+    // assess
+    expect(after).not.toBe(before);
+  });
+});
+
+describe('Komfortkasse schemas', () => {
+  it('rejects null, unknown keys and an address without lastName or company', () => {
+    // prepare
+    const valid = map();
+
+    // act
+    const withNull = komfortkasseOrderSchema.safeParse({ ...valid, customerEmail: null });
+    const withNumber = komfortkasseOrderSchema.safeParse({ ...valid, number: '196-083-565' });
+    const withEmptyList = komfortkasseOrderSchema.safeParse({ ...valid, invoiceNumbers: [] });
+    const nameless = komfortkasseOrderSchema.safeParse({ ...valid, billing: { countryCode: 'DE', firstName: 'Eduard' } });
+    const badCountry = komfortkasseOrderSchema.safeParse({ ...valid, billing: { ...valid.billing, countryCode: 'DEU' } });
+
+    // assess
+    expect(komfortkasseOrderSchema.safeParse(valid).success).toBe(true);
+    expect(withNull.success).toBe(false);
+    expect(withNumber.success).toBe(false);
+    expect(withEmptyList.success).toBe(false);
+    expect(nameless.success).toBe(false);
+    expect(badCountry.success).toBe(false);
+  });
+
+  it('reads a Komfortkasse response loosely and an error body', () => {
+    // prepare
+    const body = { ...map(), number: '196-083-565', referenceNumber: 'K1234A', paymentStatus: 'UNPAID', bankAccount: null, dunningLevel: null };
+
+    // act
+    const response = komfortkasseOrderResponseSchema.parse(body);
+    const error = komfortkasseErrorSchema.parse({ error: 'Order not found' });
+
+    // assess
+    expect(response.number).toBe('196-083-565');
+    expect(response.referenceNumber).toBe('K1234A');
+    expect(response.paymentStatus).toBe('UNPAID');
+    expect(response.dunningLevel).toBeUndefined();
+    expect(error.error).toBe('Order not found');
+  });
+});
