@@ -71,6 +71,16 @@ export interface RunningStack {
   env: Record<string, string>;
   eventSources: SqsEventSource[];
   fireSchedule(functionName: string): Promise<unknown>;
+  /**
+   * Stops the SQS emulator, waits `downMs`, starts it again on the same port and re-creates
+   * the queues (it keeps no state across restarts). Queue URLs stay the same.
+   */
+  restartSqs(options?: { downMs?: number }): Promise<void>;
+  /**
+   * Stops DynamoDB Local, waits `downMs`, starts it again on the same port (and persist
+   * directory, if any) and creates the table if it is missing.
+   */
+  restartDynamoDb(options?: { downMs?: number }): Promise<void>;
   stopWorkers(): Promise<void>;
   startWorkers(): void;
   stop(): Promise<void>;
@@ -95,7 +105,9 @@ export async function startStack(options: StackOptions = {}): Promise<RunningSta
       startDynamoDbLocal({ port: options.dynamoDbPort, dataDir: options.persistDir }),
       startSqsEmulator({ port: options.sqsPort }),
     ]);
-    cleanups.push(() => dynamoDb.stop(), () => sqs.stop());
+    // Mutable: restartSqs/restartDynamoDb replace them, and cleanup must stop the live ones.
+    const emulators = { dynamoDb, sqs };
+    cleanups.push(() => emulators.dynamoDb.stop(), () => emulators.sqs.stop());
 
     const sqsClient = new SQSClient({ endpoint: sqs.endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS });
     const dynamoDbClient = new DynamoDBClient({ endpoint: dynamoDb.endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS });
@@ -226,13 +238,18 @@ export async function startStack(options: StackOptions = {}): Promise<RunningSta
       cleanups.push(() => rmSync(LOCAL_STATE_FILE, { force: true }));
     }
 
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
     let stopped = false;
     return {
       url,
       port: actualPort,
       definition,
-      dynamoDb,
-      sqs,
+      get dynamoDb() {
+        return emulators.dynamoDb;
+      },
+      get sqs() {
+        return emulators.sqs;
+      },
       queues,
       tableName,
       sqsClient,
@@ -244,6 +261,20 @@ export async function startStack(options: StackOptions = {}): Promise<RunningSta
         const schedule = schedules.find((s) => s.functionName === functionName);
         if (!schedule) throw new Error(`no schedule for ${functionName}`);
         return schedule.fire();
+      },
+      async restartSqs({ downMs = 0 } = {}) {
+        await emulators.sqs.stop();
+        await sleep(downMs);
+        emulators.sqs = await startSqsEmulator({ port: emulators.sqs.port });
+        const recreated = await createQueues(sqsClient, definition, { visibilityTimeoutOverride: options.visibilityTimeoutSeconds });
+        // Update in place: the event sources and callers hold these objects.
+        for (const [logicalId, queue] of recreated) Object.assign(provisioned.get(logicalId)!, queue);
+      },
+      async restartDynamoDb({ downMs = 0 } = {}) {
+        await emulators.dynamoDb.stop();
+        await sleep(downMs);
+        emulators.dynamoDb = await startDynamoDbLocal({ port: emulators.dynamoDb.port, dataDir: options.persistDir });
+        await createTable(dynamoDbClient, definition);
       },
       async stopWorkers() {
         await Promise.all(eventSources.map((s) => s.stop()));

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { ConfigError } from '../domain/errors.ts';
 
 const booleanFlag = z
@@ -41,6 +41,8 @@ export const envSchema = z.object({
   KOMFORTKASSE_API_KEY_PARAMETER: optionalString,
   KOMFORTKASSE_INITIAL_DUNNING_LEVEL: optionalInt(0, 10),
   KOMFORTKASSE_TIMEOUT_MS: z.coerce.number().int().min(100).max(60000).default(8000),
+  /** How long a worker holds an order's lease; a crashed worker's lease expires after it. */
+  KOMFORTKASSE_LEASE_SECONDS: z.coerce.number().int().min(1).max(900).default(60),
   KLAR_BASE_URL: optionalUrl.default('https://open-api.getklar.com'),
   KLAR_API_TOKEN: optionalString,
   KLAR_API_TOKEN_PARAMETER: optionalString,

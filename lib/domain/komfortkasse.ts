@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /**
  * Komfortkasse API v2 shapes (seeds 000/001). The request schema is strict and describes

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /**
  * VersaCommerce order shapes (seed 002). Real payloads are loose: ids arrive as numbers

@@ -9,7 +9,7 @@ import {
   type QueryCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import { z } from 'zod';
+import * as z from 'zod';
 import { config } from '../config/index.ts';
 import { ConcurrentUpdateError } from '../domain/errors.ts';
 import { documentClient } from './dynamo.ts';

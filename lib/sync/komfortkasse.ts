@@ -23,6 +23,11 @@ export type SyncOutcome = 'submitted' | 'updated' | 'removed' | 'skipped' | 'unc
 /** How long a worker may hold an order before another may take over (crash recovery). */
 export const LEASE_MS = 60_000;
 
+/** LEASE_MS unless KOMFORTKASSE_LEASE_SECONDS shortens it (tests of crash recovery). */
+function leaseMs(): number {
+  return config().KOMFORTKASSE_LEASE_SECONDS * 1000;
+}
+
 /** The order as the message carried it, or as the shop has it now. */
 export async function resolveOrder(message: OrderChangedMessage): Promise<VersaCommerceOrder> {
   if (message.order) {
@@ -129,7 +134,7 @@ async function submit(
   correlationId: string,
 ): Promise<SyncOutcome> {
   const env = config();
-  const claim = await claimKomfortkasse(orderId, orderCode, { leaseMs: LEASE_MS, markFirstAttempt: true });
+  const claim = await claimKomfortkasse(orderId, orderCode, { leaseMs: leaseMs(), markFirstAttempt: true });
   const previous = claim.previous?.komfortkasse;
   if (previous?.state === 'submitted' && previous.payloadHash === hash) {
     await releaseKomfortkasse(orderId, claim.token, { clearFirstAttempt: false });
@@ -210,7 +215,7 @@ async function remove(
   correlationId: string,
   reason?: string,
 ): Promise<SyncOutcome> {
-  const claim = await claimKomfortkasse(orderId, orderCode, { leaseMs: LEASE_MS, markFirstAttempt: false });
+  const claim = await claimKomfortkasse(orderId, orderCode, { leaseMs: leaseMs(), markFirstAttempt: false });
   if (claim.previous?.komfortkasse.state === 'removed') {
     await releaseKomfortkasse(orderId, claim.token, { clearFirstAttempt: false });
     return 'unchanged';
@@ -262,7 +267,7 @@ async function remove(
 
 /** A state change without an upstream call (skipped, canceled before submission). */
 async function transition(orderId: number, orderCode: string | undefined, outcome: Parameters<typeof recordKomfortkasse>[3]): Promise<void> {
-  const claim = await claimKomfortkasse(orderId, orderCode, { leaseMs: LEASE_MS, markFirstAttempt: false });
+  const claim = await claimKomfortkasse(orderId, orderCode, { leaseMs: leaseMs(), markFirstAttempt: false });
   await recordKomfortkasse(orderId, orderCode, claim.token, outcome);
 }
 

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { z } from 'zod';
+import * as z from 'zod';
 
 /**
  * Shared plumbing for the upstream simulators (Komfortkasse, Klar, VersaCommerce).
@@ -40,6 +40,11 @@ export interface Fault {
   headers?: Record<string, string>;
   /** Delay before answering; alone it delays and then handles the request normally. */
   delayMs?: number;
+  /**
+   * Handle the request normally (state changes) and then hold the response this long: the
+   * upstream has accepted the call, but the caller has not heard back yet (crash tests).
+   */
+  delayAfterMs?: number;
   /** How many matching requests the fault affects; default 1, Infinity allowed. */
   times?: number;
   /** Drop the connection without answering, to simulate a network error. */
@@ -138,6 +143,7 @@ const faultSchema = z.strictObject({
   body: z.unknown().optional(),
   headers: z.record(z.string(), z.string()).optional(),
   delayMs: z.number().min(0).optional(),
+  delayAfterMs: z.number().min(0).optional(),
   times: z
     .number()
     .int()
@@ -339,6 +345,10 @@ export async function startSimulatorServer(config: SimulatorServerConfig): Promi
     }
     // Record before answering: a test awaiting the response must already see the record.
     record(response.status);
+    if (fault?.delayAfterMs) {
+      await sleep(fault.delayAfterMs);
+      if (closed) return;
+    }
     send(res, response);
   };
 
