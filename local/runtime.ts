@@ -186,7 +186,7 @@ async function withTimeout<T>(promise: Promise<T>, ms: number, name: string): Pr
  */
 export function startHttpApi(
   port: number,
-  route: { functionName: string; routeKey: string; handler: () => Handler; timeoutSeconds: number },
+  route: { functionName: string; routeKeyFor: (method: string, path: string) => string; handler: () => Handler; timeoutSeconds: number },
   host = '127.0.0.1',
 ): Promise<Server> {
   const server = createServer((request, response) => {
@@ -207,7 +207,8 @@ export function startHttpApi(
         return;
       }
       try {
-        const event = apiGatewayV2Event(request, Buffer.concat(chunks), route.routeKey);
+        const path = new URL(request.url ?? '/', 'http://localhost').pathname;
+        const event = apiGatewayV2Event(request, Buffer.concat(chunks), route.routeKeyFor(request.method ?? 'GET', path));
         const result = await route.handler()(event, lambdaContext(route.functionName, route.timeoutSeconds));
         const headers = { ...(result?.headers ?? {}) } as Record<string, string>;
         const body = result?.isBase64Encoded ? Buffer.from(String(result.body ?? ''), 'base64') : String(result?.body ?? '');

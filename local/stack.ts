@@ -185,7 +185,7 @@ export async function startStack(options: StackOptions = {}): Promise<RunningSta
 
     const eventSources: SqsEventSource[] = [];
     const schedules: Schedule[] = [];
-    let httpRoute: { fn: FunctionDefinition; routeKey: string } | undefined;
+    let httpRoute: { fn: FunctionDefinition; routes: { method: string; path: string }[] } | undefined;
     for (const fn of definition.functions) {
       for (const event of fn.events) {
         if (event.type === 'sqs') {
@@ -204,7 +204,9 @@ export async function startStack(options: StackOptions = {}): Promise<RunningSta
         } else if (event.type === 'schedule') {
           schedules.push(new Schedule(fn.name, event.everyMs, handlerOf(fn.name), event.input, fn.timeoutSeconds, options.onInvocation));
         } else if (event.type === 'httpApi') {
-          httpRoute ??= { fn, routeKey: event.path === '*' ? '$default' : `${event.method === '*' ? 'ANY' : event.method} ${event.path}` };
+          // One HTTP function is served; its routes decide the event's routeKey.
+          httpRoute ??= { fn, routes: [] };
+          if (httpRoute.fn === fn) httpRoute.routes.push({ method: event.method, path: event.path });
         }
       }
     }
@@ -217,7 +219,10 @@ export async function startStack(options: StackOptions = {}): Promise<RunningSta
     const port = options.port ?? Number(baseEnv.PORT ?? 3000);
     const server: Server = await startHttpApi(port, {
       functionName: httpRoute.fn.name,
-      routeKey: httpRoute.routeKey,
+      routeKeyFor: (method, path) => {
+        const route = httpRoute.routes.find((r) => r.path !== '*' && r.path === path && (r.method === '*' || r.method === method.toUpperCase()));
+        return route ? `${route.method === '*' ? 'ANY' : route.method} ${route.path}` : '$default';
+      },
       handler: handlerOf(httpRoute.fn.name),
       timeoutSeconds: httpRoute.fn.timeoutSeconds,
     });
