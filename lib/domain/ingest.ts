@@ -5,12 +5,19 @@ import {
   orderEnvelopeSchema,
   orderIdFromSubject,
 } from './versacommerce.ts';
-import type { KlarCostMessage, OrderChangedMessage } from './messages.ts';
-import { isAuthentic } from './webhook-auth.ts';
+import {
+  klarCostMessageSchema,
+  orderChangedMessageSchema,
+  type KlarCostMessage,
+  type OrderChangedMessage,
+} from './messages.ts';
+import { isAuthentic, type RawBody } from './webhook-auth.ts';
 
 export const WEBHOOK_PATH = '/webhooks/versacommerce';
 /** The SQS message limit; a bigger order could not be enqueued anyway. */
 export const MAX_BODY_BYTES = 256 * 1024;
+/** Room left in an SQS message for its attributes (names, types, values). */
+const ATTRIBUTE_ALLOWANCE_BYTES = 1024;
 
 export interface WebhookRequest {
   method: string;
@@ -18,19 +25,33 @@ export interface WebhookRequest {
   /** lower-case header names */
   headers: Record<string, string | undefined>;
   query: Record<string, string | undefined>;
-  rawBody: string;
+  /** exactly what the sender signed: bytes, or a string taken as its UTF-8 encoding */
+  rawBody: RawBody;
   requestId?: string;
 }
+
+export type WebhookOutcome =
+  | 'accepted'
+  | 'not-found'
+  | 'method-not-allowed'
+  | 'too-large'
+  | 'unauthorized'
+  | 'unsupported-media-type'
+  | 'malformed-json'
+  | 'invalid'
+  | 'enqueue-failed';
 
 export interface WebhookReply {
   statusCode: number;
   headers?: Record<string, string>;
   body: Record<string, unknown>;
   /** for the log line and metrics */
-  outcome: string;
+  outcome: WebhookOutcome;
   orderId?: number;
   orderCode?: string;
   correlationId: string;
+  /** why enqueueing failed, for the log line only (never the response) */
+  cause?: unknown;
 }
 
 export interface IngestDeps {
@@ -40,14 +61,14 @@ export interface IngestDeps {
   now?: () => Date;
 }
 
-interface FieldIssue {
+export interface FieldIssue {
   path: string;
   message: string;
 }
 
-function issuesOf(error: ZodError, prefix: string[] = []): FieldIssue[] {
+function issuesOf(error: ZodError, pathOf: (path: string[]) => string = (path) => path.join('.')): FieldIssue[] {
   return error.issues.slice(0, 20).map((issue) => ({
-    path: [...prefix, ...issue.path.map(String)].join('.') || '(body)',
+    path: pathOf(issue.path.map(String)) || '(body)',
     message: issue.message,
   }));
 }
@@ -55,20 +76,24 @@ function issuesOf(error: ZodError, prefix: string[] = []): FieldIssue[] {
 /**
  * The front door: authenticate, validate, normalise and enqueue. Pure apart from the
  * injected enqueue functions, so every status code is unit-testable.
+ *
+ * Order of checks: route (404/405) → size (413, before hashing a huge body) → auth (401,
+ * before telling a stranger anything about the body) → content type (415) → body (400).
  */
 export async function acceptWebhook(request: WebhookRequest, deps: IngestDeps): Promise<WebhookReply> {
   const now = deps.now?.() ?? new Date();
   const correlationId = pickCorrelationId(request);
-  const reject = (statusCode: number, outcome: string, body: Record<string, unknown>, headers?: Record<string, string>) =>
+  const reject = (statusCode: number, outcome: WebhookOutcome, body: Record<string, unknown>, headers?: Record<string, string>) =>
     ({ statusCode, outcome, body, headers, correlationId }) satisfies WebhookReply;
+  const invalid = (error: string, fields: FieldIssue[]) => reject(400, 'invalid', { error, fields });
 
   if (request.path.replace(/\/+$/, '') !== WEBHOOK_PATH) {
     return reject(404, 'not-found', { error: `no such endpoint: use POST ${WEBHOOK_PATH}` });
   }
   if (request.method.toUpperCase() !== 'POST') {
-    return reject(405, 'method-not-allowed', { error: `method ${request.method} not allowed: use POST` }, { allow: 'POST' });
+    return reject(405, 'method-not-allowed', { error: 'method not allowed: use POST' }, { allow: 'POST' });
   }
-  if (Buffer.byteLength(request.rawBody, 'utf8') > MAX_BODY_BYTES) {
+  if (byteLength(request.rawBody) > MAX_BODY_BYTES) {
     return reject(413, 'too-large', { error: `body exceeds ${MAX_BODY_BYTES} bytes (256 KiB)` });
   }
   const credentials = {
@@ -82,41 +107,40 @@ export async function acceptWebhook(request: WebhookRequest, deps: IngestDeps): 
   const contentType = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
   if (contentType !== 'application/json') {
     return reject(415, 'unsupported-media-type', {
-      error: `content type must be application/json, got ${contentType ? JSON.stringify(contentType) : 'none'}`,
+      error: `content type must be application/json, got ${contentType ? JSON.stringify(contentType.slice(0, 100)) : 'none'}`,
     });
   }
 
+  const text = decodeUtf8(request.rawBody);
+  if (text === undefined) {
+    return reject(400, 'malformed-json', { error: 'malformed JSON', fields: [{ path: '(body)', message: 'not valid UTF-8' }] });
+  }
   let body: unknown;
   try {
-    body = JSON.parse(request.rawBody);
-  } catch (error) {
-    return reject(400, 'malformed-json', {
-      error: 'malformed JSON',
-      fields: [{ path: '(body)', message: error instanceof Error ? error.message : 'cannot parse' }],
-    });
+    body = JSON.parse(text.replace(/^\uFEFF/, ''));
+  } catch {
+    // The parser's message quotes the body: never echo it.
+    return reject(400, 'malformed-json', { error: 'malformed JSON', fields: [{ path: '(body)', message: 'not valid JSON' }] });
   }
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
-    return reject(400, 'invalid', {
-      error: 'body must be a JSON object: {"order":{…}} or a notification envelope',
-      fields: [{ path: '(body)', message: 'expected an object' }],
-    });
+    return invalid('body must be a JSON object: {"order":{…}} or a notification envelope', [{ path: '(body)', message: 'expected an object' }]);
   }
 
   const deliveryId = pickDeliveryId(request);
   const receivedAt = now.toISOString();
   let orderMessage: OrderChangedMessage;
   let costMessage: KlarCostMessage;
+  let sourceOf: Record<string, string>;
 
   if ('order' in body) {
     const parsed = orderEnvelopeSchema.safeParse(body);
-    if (!parsed.success) {
-      return reject(400, 'invalid', { error: 'invalid order', fields: issuesOf(parsed.error) });
-    }
+    if (!parsed.success) return invalid('invalid order', issuesOf(parsed.error));
     const order = parsed.data.order;
     orderMessage = {
       kind: 'order-changed',
       orderId: order.id,
       orderCode: order.code,
+      // The snapshot as sent (unknown keys included): the worker parses it itself.
       order: (body as { order: Record<string, unknown> }).order,
       source: 'webhook',
       receivedAt,
@@ -135,31 +159,61 @@ export async function acceptWebhook(request: WebhookRequest, deps: IngestDeps): 
       receivedAt,
       correlationId,
     };
+    sourceOf = ORDER_FIELD_SOURCES;
   } else if ('subject' in body) {
     const parsed = notificationEnvelopeSchema.safeParse(body);
-    const orderId = parsed.success ? orderIdFromSubject(parsed.data.subject) : undefined;
-    if (!parsed.success || orderId === undefined) {
-      return reject(400, 'invalid', {
-        error: 'invalid notification envelope',
-        fields: parsed.success ? [{ path: 'subject', message: 'no order id' }] : issuesOf(parsed.error),
-      });
-    }
+    if (!parsed.success) return invalid('invalid notification envelope', issuesOf(parsed.error));
+    const orderId = orderIdFromSubject(parsed.data.subject);
+    if (orderId === undefined) return invalid('invalid notification envelope', [{ path: 'subject', message: 'no order id' }]);
     // The envelope's body is not trusted as the order: the worker fetches it.
     orderMessage = { kind: 'order-changed', orderId, source: 'notification', receivedAt, deliveryId, correlationId };
     costMessage = { kind: 'klar-cost', orderId, receivedAt, correlationId };
+    sourceOf = { orderId: 'subject' };
   } else {
-    return reject(400, 'invalid', {
-      error: 'body must be {"order":{…}} or a notification envelope with a "subject"',
-      fields: [{ path: 'order', message: 'required' }],
-    });
+    return invalid('body must be {"order":{…}} or a notification envelope with a "subject"', [{ path: 'order', message: 'required' }]);
+  }
+
+  // The order schema is looser than the queue's (e.g. ids beyond 2^53, totals that
+  // overflow to Infinity): a message the queue schema refuses is the sender's error,
+  // not a 503 that would make the shop retry it forever.
+  const checkedOrder = orderChangedMessageSchema.safeParse(orderMessage);
+  const checkedCost = klarCostMessageSchema.safeParse(costMessage);
+  if (!checkedOrder.success || !checkedCost.success) {
+    const pathOf = (path: string[]) => sourceOf[path[0] ?? ''] ?? '(body)';
+    const fields = [checkedOrder.error, checkedCost.error].flatMap((error) => (error ? issuesOf(error, pathOf) : []));
+    return invalid('invalid order', dedupeIssues(fields));
+  }
+  let encodedBytes: number;
+  try {
+    encodedBytes = Math.max(
+      Buffer.byteLength(encodeQueueMessage(checkedOrder.data)),
+      Buffer.byteLength(encodeQueueMessage(checkedCost.data)),
+    );
+  } catch {
+    // JSON.stringify runs out of stack on absurd nesting that JSON.parse still accepts.
+    return invalid('invalid order', [{ path: '(body)', message: 'nested too deeply' }]);
+  }
+  if (encodedBytes + ATTRIBUTE_ALLOWANCE_BYTES > MAX_BODY_BYTES) {
+    return reject(413, 'too-large', { error: 'the order does not fit into one queue message (256 KiB)' });
   }
 
   const ids = { orderId: orderMessage.orderId, orderCode: orderMessage.orderCode };
   try {
-    await Promise.all([deps.enqueueOrderChanged(orderMessage), deps.enqueueKlarCost(costMessage)]);
-  } catch {
+    // One after the other: when orders.fifo refuses, nothing at all was stored.
+    await deps.enqueueOrderChanged(checkedOrder.data);
+    await deps.enqueueKlarCost(checkedCost.data);
+  } catch (cause) {
     // The shop retries a 503; a 202 would promise a message that may not be stored.
-    return { statusCode: 503, outcome: 'enqueue-failed', body: { error: 'temporarily unavailable, retry later' }, headers: { 'retry-after': '5' }, correlationId, ...ids };
+    // A retry is harmless: orders.fifo deduplicates it and the workers are level-triggered.
+    return {
+      statusCode: 503,
+      outcome: 'enqueue-failed',
+      body: { error: 'temporarily unavailable, retry later' },
+      headers: { 'retry-after': '5' },
+      correlationId,
+      cause,
+      ...ids,
+    };
   }
   return {
     statusCode: 202,
@@ -170,7 +224,58 @@ export async function acceptWebhook(request: WebhookRequest, deps: IngestDeps): 
   };
 }
 
-const SAFE_ID = /^[A-Za-z0-9._:-]{1,100}$/;
+/** Which part of the request each queue-message field came from, for 400 `fields`. */
+const ORDER_FIELD_SOURCES: Record<string, string> = {
+  orderId: 'order.id',
+  orderCode: 'order.code',
+  order: 'order',
+  total: 'order.total',
+  currency: 'order.currency',
+  paymentType: 'order.payment_type',
+  status: 'order.status',
+  createdAt: 'order.created_at',
+};
+
+function dedupeIssues(issues: FieldIssue[]): FieldIssue[] {
+  const seen = new Set<string>();
+  return issues.filter((issue) => {
+    const key = `${issue.path}\u0000${issue.message}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+/** Characters SQS refuses in a message body (and the emulator refuses astral ones too). */
+const SQS_UNSAFE_CHAR = /[^\x09\x0A\x0D\x20-\uD7FF\uE000-\uFFFD]/g;
+
+/**
+ * JSON for an SQS message body. Characters SQS would refuse (U+FFFE, U+FFFF, and every
+ * UTF-16 surrogate, which the emulator rejects even in valid pairs) are written as \u
+ * escapes: the same JSON value, so an emoji in a customer note cannot turn into a 503.
+ * Throws on values JSON.stringify cannot handle (e.g. absurd nesting).
+ */
+export function encodeQueueMessage(message: unknown): string {
+  return JSON.stringify(message).replace(SQS_UNSAFE_CHAR, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+function byteLength(body: RawBody): number {
+  return typeof body === 'string' ? Buffer.byteLength(body, 'utf8') : body.byteLength;
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+function decodeUtf8(body: RawBody): string | undefined {
+  if (typeof body === 'string') return body;
+  try {
+    return utf8.decode(body);
+  } catch {
+    return undefined;
+  }
+}
+
+// API Gateway request ids are base64-like (`JKJaXmPLvHcESHA=`).
+const SAFE_ID = /^[A-Za-z0-9._:=+/-]{1,100}$/;
 
 function pickCorrelationId(request: WebhookRequest): string {
   const header = request.headers['x-correlation-id'];

@@ -23,12 +23,15 @@ export function parseSignatureHeader(header: string): { timestamp: number; signa
   return timestamp === undefined || signatures.length === 0 ? undefined : { timestamp, signatures };
 }
 
-export function sign(secret: string, timestamp: number, rawBody: string): string {
-  return createHmac('sha256', secret).update(`${timestamp}.${rawBody}`).digest('hex');
+/** A string body is signed as its UTF-8 bytes; a byte body exactly as received. */
+export type RawBody = string | Uint8Array;
+
+export function sign(secret: string, timestamp: number, rawBody: RawBody): string {
+  return createHmac('sha256', secret).update(`${timestamp}.`).update(rawBody).digest('hex');
 }
 
 /** Builds the header a sender attaches; used by tests, the bench and the CLI. */
-export function signatureHeader(secret: string, rawBody: string, now = new Date()): string {
+export function signatureHeader(secret: string, rawBody: RawBody, now = new Date()): string {
   const t = Math.floor(now.getTime() / 1000);
   return `t=${t},v1=${sign(secret, t, rawBody)}`;
 }
@@ -47,7 +50,7 @@ function safeEqual(a: string, b: string): boolean {
  */
 export function isAuthentic(
   credentials: WebhookCredentials,
-  rawBody: string,
+  rawBody: RawBody,
   secrets: readonly string[],
   now: Date = new Date(),
 ): boolean {

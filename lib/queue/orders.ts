@@ -8,6 +8,7 @@ import {
   type KlarCostMessage,
   type OrderChangedMessage,
 } from '../domain/messages.ts';
+import { encodeQueueMessage } from '../domain/ingest.ts';
 import { sqsClient } from './sqs.ts';
 
 function queueUrl(name: 'ORDERS_QUEUE_URL' | 'KLAR_COSTS_QUEUE_URL'): string {
@@ -27,7 +28,7 @@ export async function enqueueOrderChanged(message: OrderChangedMessage): Promise
   const result = await sqsClient().send(
     new SendMessageCommand({
       QueueUrl: queueUrl('ORDERS_QUEUE_URL'),
-      MessageBody: JSON.stringify(body),
+      MessageBody: encodeQueueMessage(body),
       MessageGroupId: String(body.orderId),
       MessageDeduplicationId: deduplicationId('order', body.deliveryId),
       MessageAttributes: attributes(body.correlationId, body.orderCode, body.source),
@@ -41,18 +42,24 @@ export async function enqueueKlarCost(message: KlarCostMessage): Promise<string 
   const result = await sqsClient().send(
     new SendMessageCommand({
       QueueUrl: queueUrl('KLAR_COSTS_QUEUE_URL'),
-      MessageBody: JSON.stringify(body),
+      MessageBody: encodeQueueMessage(body),
       MessageAttributes: attributes(body.correlationId, body.orderCode),
     }),
   );
   return result.MessageId;
 }
 
+/** Attribute values SQS accepts as they are (no control characters, no surrogates), kept short. */
+const PLAIN_ATTRIBUTE = /^[\x20-\x7E\u00A0-\uD7FF\uE000-\uFFFD]{1,256}$/;
+
+/** Attributes are for filtering and tracing only: a value SQS might refuse is left out, never a 503. */
 function attributes(correlationId: string, orderCode?: string, source?: string) {
-  const attrs: Record<string, { DataType: 'String'; StringValue: string }> = {
-    correlationId: { DataType: 'String', StringValue: correlationId },
+  const attrs: Record<string, { DataType: 'String'; StringValue: string }> = {};
+  const add = (name: string, value: string | undefined) => {
+    if (value !== undefined && PLAIN_ATTRIBUTE.test(value)) attrs[name] = { DataType: 'String', StringValue: value };
   };
-  if (orderCode) attrs.orderCode = { DataType: 'String', StringValue: orderCode };
-  if (source) attrs.source = { DataType: 'String', StringValue: source };
+  add('correlationId', correlationId);
+  add('orderCode', orderCode);
+  add('source', source);
   return attrs;
 }

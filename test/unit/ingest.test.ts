@@ -1,0 +1,612 @@
+import { readFileSync } from 'node:fs';
+import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { SendMessageCommand, SQSClient, type SendMessageCommandInput } from '@aws-sdk/client-sqs';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import { mockClient } from 'aws-sdk-client-mock';
+import 'aws-sdk-client-mock-vitest/extend';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { forgetSecrets } from '../../lib/config/index.ts';
+import { MAX_BODY_BYTES, acceptWebhook, encodeQueueMessage, type IngestDeps, type WebhookReply } from '../../lib/domain/ingest.ts';
+import { klarCostMessageSchema, orderChangedMessageSchema, type KlarCostMessage, type OrderChangedMessage } from '../../lib/domain/messages.ts';
+import { logger } from '../../lib/observability/logger.ts';
+import { metrics } from '../../lib/observability/metrics.ts';
+import {
+  WEBHOOK_SECRET,
+  buildApiGatewayV2Event,
+  buildNotificationEnvelope,
+  buildOrderWebhookBody,
+  buildWebhookRequest,
+  type EventOptions,
+} from '../factories/webhooks.ts';
+
+// The handler validates its environment at import: set it before functions/ingest.ts loads.
+const env = vi.hoisted(() => {
+  const values = {
+    ORDERS_QUEUE_URL: 'https://sqs.eu-central-1.amazonaws.com/123456789012/orderbridge-test-orders.fifo',
+    KLAR_COSTS_QUEUE_URL: 'https://sqs.eu-central-1.amazonaws.com/123456789012/orderbridge-test-klar-costs',
+    // rotation: the previous secret is still accepted next to the current one
+    WEBHOOK_SECRETS: 'previous-webhook-secret,unit-test-webhook-secret',
+    AWS_REGION: 'eu-central-1',
+  };
+  Object.assign(process.env, values);
+  return values;
+});
+const { handler } = await import('../../functions/ingest.ts');
+
+const PREVIOUS_SECRET = 'previous-webhook-secret';
+const NOW = new Date('2024-05-01T10:00:00.000Z');
+const PII = ['support@versacommerce.de', 'Siebert', 'Eduard', 'Welver', 'Zwischen Den Hölzern', '59514', '+49 511 1659 800'];
+
+// ---------------------------------------------------------------------------------------
+// acceptWebhook with fake enqueue functions
+// ---------------------------------------------------------------------------------------
+
+function fakeDeps(overrides: Partial<IngestDeps> = {}) {
+  const orders: OrderChangedMessage[] = [];
+  const costs: KlarCostMessage[] = [];
+  const deps: IngestDeps = {
+    secrets: [WEBHOOK_SECRET],
+    enqueueOrderChanged: async (message) => void orders.push(message),
+    enqueueKlarCost: async (message) => void costs.push(message),
+    now: () => NOW,
+    ...overrides,
+  };
+  return { deps, orders, costs };
+}
+
+const signedAt = (at: Date, secret = WEBHOOK_SECRET): EventOptions => ({ auth: { kind: 'signature', secret, at } });
+
+describe('acceptWebhook — accepted bodies', () => {
+  it('normalises a seed order into one order-changed and one PII-free klar-cost message', async () => {
+    // prepare
+    const { deps, orders, costs } = fakeDeps();
+    const body = buildOrderWebhookBody();
+    // act
+    const reply = await acceptWebhook(buildWebhookRequest(body, signedAt(NOW)), deps);
+    // assess
+    expect(reply).toMatchObject({ statusCode: 202, outcome: 'accepted', orderId: 100, orderCode: '196-083-565' });
+    expect(reply.body).toEqual({ accepted: true, orderId: 100, orderCode: '196-083-565' });
+    expect(orders).toHaveLength(1);
+    expect(orderChangedMessageSchema.parse(orders[0])).toEqual({
+      kind: 'order-changed',
+      orderId: 100,
+      orderCode: '196-083-565',
+      order: body.order,
+      source: 'webhook',
+      receivedAt: NOW.toISOString(),
+      deliveryId: expect.stringMatching(/^body:[0-9a-f]{64}$/),
+      correlationId: 'req-unit-1',
+    });
+    expect(costs).toEqual([
+      {
+        kind: 'klar-cost',
+        orderId: 100,
+        orderCode: '196-083-565',
+        total: 15.94,
+        currency: '€',
+        paymentType: 'cod',
+        status: 'open',
+        createdAt: '2013-03-19T12 =>39 =>51+01 =>00',
+        receivedAt: NOW.toISOString(),
+        correlationId: 'req-unit-1',
+      },
+    ]);
+    const costJson = JSON.stringify(costs);
+    for (const pii of PII) expect(costJson).not.toContain(pii);
+  });
+
+  it('accepts a notification envelope as "order 37578 changed" without trusting its body', async () => {
+    const { deps, orders, costs } = fakeDeps();
+    const reply = await acceptWebhook(buildWebhookRequest(buildNotificationEnvelope(), signedAt(NOW)), deps);
+    expect(reply.statusCode).toBe(202);
+    expect(reply.body).toEqual({ accepted: true, orderId: 37578 });
+    expect(orders).toEqual([expect.objectContaining({ orderId: 37578, source: 'notification' })]);
+    expect(orders[0]).not.toHaveProperty('order');
+    expect(orders[0]).not.toHaveProperty('orderCode');
+    expect(costs).toEqual([expect.objectContaining({ kind: 'klar-cost', orderId: 37578 })]);
+  });
+
+  it.each(['update order: 37578', 'cancel order:37578', '  Create Order : 37578 '])('reads the order id from subject %j', async (subject) => {
+    const { deps } = fakeDeps();
+    const reply = await acceptWebhook(buildWebhookRequest(buildNotificationEnvelope({ subject }), signedAt(NOW)), deps);
+    expect(reply.body).toEqual({ accepted: true, orderId: 37578 });
+  });
+
+  it('takes numeric-string ids and numeric totals as the shop sends them', async () => {
+    const { deps, orders, costs } = fakeDeps();
+    const reply = await acceptWebhook(buildWebhookRequest(buildOrderWebhookBody({ id: '100', total: 15.94, items: undefined }), signedAt(NOW)), deps);
+    expect(reply.statusCode).toBe(202);
+    expect(orders[0]?.orderId).toBe(100);
+    expect(costs[0]?.total).toBe(15.94);
+  });
+
+  it('uses the sender delivery id when given, else a hash of the body (same body, same id)', async () => {
+    const { deps, orders } = fakeDeps();
+    const body = buildOrderWebhookBody();
+    await acceptWebhook(buildWebhookRequest(body, signedAt(NOW)), deps);
+    await acceptWebhook(buildWebhookRequest(body, signedAt(new Date(NOW.getTime() - 60_000))), deps);
+    await acceptWebhook(buildWebhookRequest(buildOrderWebhookBody({ status: 'closed' }), signedAt(NOW)), deps);
+    await acceptWebhook(buildWebhookRequest(body, { ...signedAt(NOW), headers: { 'X-Orderbridge-Delivery': 'd-42' } }), deps);
+    const ids = orders.map((m) => m.deliveryId);
+    expect(ids[0]).toBe(ids[1]); // a re-signed retry of the same content
+    expect(ids[2]).not.toBe(ids[0]);
+    expect(ids[3]).toBe('delivery:d-42');
+  });
+
+  it('takes the correlation id from X-Correlation-Id, else the request id, ignoring unsafe values', async () => {
+    const { deps, orders } = fakeDeps();
+    const a = await acceptWebhook(buildWebhookRequest(buildOrderWebhookBody(), { ...signedAt(NOW), headers: { 'x-correlation-id': 'corr-1' } }), deps);
+    const b = await acceptWebhook(buildWebhookRequest(buildOrderWebhookBody(), { ...signedAt(NOW), headers: { 'x-correlation-id': 'bad value\n' } }), deps);
+    expect(a.statusCode).toBe(202);
+    expect(a.correlationId).toBe('corr-1');
+    expect(orders[0]?.correlationId).toBe('corr-1');
+    expect(b.correlationId).toBe('req-unit-1');
+  });
+
+  it('accepts a byte body signed over its bytes, a charset parameter and a UTF-8 BOM', async () => {
+    const { deps } = fakeDeps();
+    const bytes = Buffer.from(`\uFEFF${JSON.stringify(buildOrderWebhookBody({ note: 'Grüße 😊' }))}`, 'utf8');
+    const reply = await acceptWebhook(buildWebhookRequest(new Uint8Array(bytes), { ...signedAt(NOW), contentType: 'Application/JSON; charset=utf-8' }), deps);
+    expect(reply.statusCode).toBe(202);
+  });
+
+  it('answers 202 only once both messages were stored', async () => {
+    // prepare: orders.fifo answers only when released
+    let release!: () => void;
+    const stored = new Promise<void>((resolve) => (release = resolve));
+    const calls: string[] = [];
+    const { deps } = fakeDeps({
+      enqueueOrderChanged: async () => {
+        calls.push('orders');
+        await stored;
+      },
+      enqueueKlarCost: async () => void calls.push('klar'),
+    });
+    // act
+    let settled: WebhookReply | undefined;
+    const pending = acceptWebhook(buildWebhookRequest(buildOrderWebhookBody(), signedAt(NOW)), deps).then((r) => (settled = r));
+    await new Promise((r) => setTimeout(r, 20));
+    // assess
+    expect(settled).toBeUndefined();
+    expect(calls).toEqual(['orders']);
+    release();
+    await pending;
+    expect(settled?.statusCode).toBe(202);
+    expect(calls).toEqual(['orders', 'klar']);
+  });
+});
+
+describe('acceptWebhook — authentication (401, nothing enqueued, no detail)', () => {
+  const body = buildOrderWebhookBody();
+  const cases: [string, EventOptions, readonly string[]][] = [
+    ['a valid signature', signedAt(NOW), [WEBHOOK_SECRET]],
+    ['a signature 4 minutes old', signedAt(new Date(NOW.getTime() - 240_000)), [WEBHOOK_SECRET]],
+    ['a signature 4 minutes ahead', signedAt(new Date(NOW.getTime() + 240_000)), [WEBHOOK_SECRET]],
+    ['a signature with the rotated second secret', signedAt(NOW, PREVIOUS_SECRET), [PREVIOUS_SECRET, WEBHOOK_SECRET]],
+    ['the token header', { auth: { kind: 'token-header' } }, [WEBHOOK_SECRET]],
+    ['the ?token= query', { auth: { kind: 'token-query' } }, [WEBHOOK_SECRET]],
+    ['the token of the rotated second secret', { auth: { kind: 'token-query', secret: PREVIOUS_SECRET } }, [PREVIOUS_SECRET, WEBHOOK_SECRET]],
+  ];
+  it.each(cases)('accepts %s', async (_, options, secrets) => {
+    const { deps, orders } = fakeDeps({ secrets });
+    const reply = await acceptWebhook(buildWebhookRequest(body, options), deps);
+    expect(reply.statusCode).toBe(202);
+    expect(orders).toHaveLength(1);
+  });
+
+  const rejected: [string, EventOptions][] = [
+    ['a signature with the wrong secret', signedAt(NOW, 'wrong-secret')],
+    ['a signature 6 minutes old', signedAt(new Date(NOW.getTime() - 360_000))],
+    ['a signature 6 minutes ahead', signedAt(new Date(NOW.getTime() + 360_000))],
+    ['a retired secret after rotation', signedAt(NOW, PREVIOUS_SECRET)],
+    ['a wrong token header', { auth: { kind: 'token-header', secret: 'wrong-secret' } }],
+    ['a wrong ?token=', { auth: { kind: 'token-query', secret: 'wrong-secret' } }],
+    ['no credentials', { auth: { kind: 'none' } }],
+    ['a signature header that is not one', { auth: { kind: 'none' }, headers: { 'x-orderbridge-signature': WEBHOOK_SECRET } }],
+  ];
+  it.each(rejected)('rejects %s', async (_, options) => {
+    const { deps, orders, costs } = fakeDeps();
+    const reply = await acceptWebhook(buildWebhookRequest(body, options), deps);
+    expect(reply.statusCode).toBe(401);
+    expect(reply.body).toEqual({ error: 'unauthorized' });
+    expect([...orders, ...costs]).toEqual([]);
+  });
+
+  it('rejects a signature over another body (tampering)', async () => {
+    const { deps, orders } = fakeDeps();
+    const request = buildWebhookRequest(body, signedAt(NOW));
+    request.rawBody = JSON.stringify(buildOrderWebhookBody({ total: '0.01' }));
+    expect((await acceptWebhook(request, deps)).statusCode).toBe(401);
+    expect(orders).toEqual([]);
+  });
+});
+
+describe('acceptWebhook — errors (nothing enqueued on any 4xx)', () => {
+  async function expectRejected(request: ReturnType<typeof buildWebhookRequest>, statusCode: number) {
+    const { deps, orders, costs } = fakeDeps();
+    const reply = await acceptWebhook(request, deps);
+    expect(reply.statusCode).toBe(statusCode);
+    expect([...orders, ...costs]).toEqual([]);
+    const text = JSON.stringify(reply.body);
+    expect(text).not.toContain(WEBHOOK_SECRET);
+    expect(text).not.toMatch(/\n\s+at /); // no stack trace
+    return reply;
+  }
+
+  it('404 for another path', async () => {
+    const reply = await expectRejected(buildWebhookRequest(buildOrderWebhookBody(), { path: '/webhooks/shopify' }), 404);
+    expect(reply.outcome).toBe('not-found');
+  });
+
+  it.each(['GET', 'PUT', 'DELETE'])('405 for %s, with Allow: POST', async (method) => {
+    const reply = await expectRejected(buildWebhookRequest(buildOrderWebhookBody(), { method }), 405);
+    expect(reply.headers).toEqual({ allow: 'POST' });
+  });
+
+  it('413 over 256 KiB, and a body of exactly 256 KiB is not 413', async () => {
+    const filler = (bytes: number) => {
+      const base = JSON.stringify(buildOrderWebhookBody({ note: '' }));
+      return base.replace('"note":""', `"note":"${'x'.repeat(bytes - Buffer.byteLength(base))}"`);
+    };
+    expect(Buffer.byteLength(filler(MAX_BODY_BYTES + 1))).toBe(MAX_BODY_BYTES + 1);
+    await expectRejected(buildWebhookRequest(filler(MAX_BODY_BYTES + 1), signedAt(NOW)), 413);
+    const { deps } = fakeDeps();
+    const exact = await acceptWebhook(buildWebhookRequest(filler(MAX_BODY_BYTES), signedAt(NOW)), deps);
+    // exactly 256 KiB passes the body check; wrapped with its metadata it no longer fits one message
+    expect(exact).toMatchObject({ statusCode: 413, body: { error: expect.stringContaining('queue message') } });
+    const fits = await acceptWebhook(buildWebhookRequest(filler(MAX_BODY_BYTES - 4096), signedAt(NOW)), deps);
+    expect(fits.statusCode).toBe(202);
+  });
+
+  it.each([['text/xml'], ['application/x-www-form-urlencoded'], ['text/plain'], [null]])('415 for content type %s', async (contentType) => {
+    const reply = await expectRejected(buildWebhookRequest(buildOrderWebhookBody(), { ...signedAt(NOW), contentType }), 415);
+    expect(reply.outcome).toBe('unsupported-media-type');
+  });
+
+  it('400 for malformed JSON, without quoting the body', async () => {
+    const reply = await expectRejected(buildWebhookRequest('{"order": {"code": "x", "iban": DE0012345', signedAt(NOW)), 400);
+    expect(reply.body).toEqual({ error: 'malformed JSON', fields: [{ path: '(body)', message: 'not valid JSON' }] });
+  });
+
+  it('400 for bytes that are not UTF-8', async () => {
+    const reply = await expectRejected(buildWebhookRequest(new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]), signedAt(NOW)), 400);
+    expect(reply.body).toMatchObject({ fields: [{ path: '(body)', message: 'not valid UTF-8' }] });
+  });
+
+  it('400 naming order.code when the order has no code', async () => {
+    const reply = await expectRejected(buildWebhookRequest(buildOrderWebhookBody({ code: undefined }), signedAt(NOW)), 400);
+    expect(reply.body).toMatchObject({ error: 'invalid order' });
+    expect((reply.body.fields as { path: string }[]).map((f) => f.path)).toEqual(['order.code']);
+  });
+
+  it.each([
+    ['an empty code', { code: '  ' }, 'order.code'],
+    ['a numeric code', { code: 196083565 }, 'order.code'],
+    ['a non-numeric id', { id: 'abc' }, 'order.id'],
+    ['a negative id', { id: -1 }, 'order.id'],
+    ['an id beyond 2^53', { id: '99999999999999999999' }, 'order.id'],
+    ['a total that is not an amount', { total: '15,94 €' }, 'order.total'],
+    ['a total that overflows', { total: '9'.repeat(400) }, 'order.total'],
+    ['a boolean total', { total: true }, 'order.total'],
+    ['no currency', { currency: undefined }, 'order.currency'],
+    ['items that are not a list', { items: 'T-Shirt' }, 'order.items'],
+  ])('400 naming the field for %s', async (_, overrides, path) => {
+    const reply = await expectRejected(buildWebhookRequest(buildOrderWebhookBody(overrides), signedAt(NOW)), 400);
+    expect((reply.body.fields as { path: string }[]).map((f) => f.path)).toContain(path);
+  });
+
+  it.each([
+    ['an array', [buildOrderWebhookBody()], '(body)'],
+    ['null', null, '(body)'],
+    ['a string', '"order"', '(body)'],
+    ['an object without order or subject', { id: 100 }, 'order'],
+    ['an order that is not an object', { order: 'x' }, 'order'],
+    ['a subject naming no order', buildNotificationEnvelope({ subject: 'create product: 5' }), 'subject'],
+    ['an order id beyond 2^53 in the subject', buildNotificationEnvelope({ subject: 'update order: 99999999999999999999' }), 'subject'],
+  ])('400 for %s', async (_, body, path) => {
+    const raw = typeof body === 'string' ? body : JSON.stringify(body);
+    const reply = await expectRejected(buildWebhookRequest(raw, signedAt(NOW)), 400);
+    expect(reply.outcome).toBe('invalid');
+    expect((reply.body.fields as { path: string }[]).map((f) => f.path)).toContain(path);
+  });
+
+  it('400 for nesting too deep to serialise, instead of a 503', async () => {
+    const deep = `${'['.repeat(60_000)}${']'.repeat(60_000)}`;
+    const raw = JSON.stringify(buildOrderWebhookBody({ note: null })).replace('"note":null', `"note":${deep}`);
+    const reply = await expectRejected(buildWebhookRequest(raw, signedAt(NOW)), 400);
+    expect(reply.body).toMatchObject({ fields: [{ path: '(body)', message: 'nested too deeply' }] });
+  });
+
+  it('checks in the order route → size → auth → content type → body', async () => {
+    const huge = 'x'.repeat(MAX_BODY_BYTES + 1);
+    const noAuth: EventOptions = { auth: { kind: 'none' } };
+    await expectRejected(buildWebhookRequest(huge, { ...noAuth, method: 'GET', path: '/nope', contentType: 'text/plain' }), 404);
+    await expectRejected(buildWebhookRequest(huge, { ...noAuth, method: 'GET', contentType: 'text/plain' }), 405);
+    await expectRejected(buildWebhookRequest(huge, { ...noAuth, contentType: 'text/plain' }), 413);
+    await expectRejected(buildWebhookRequest('not json', { ...noAuth, contentType: 'text/plain' }), 401);
+    await expectRejected(buildWebhookRequest('not json', { ...signedAt(NOW), contentType: 'text/plain' }), 415);
+    await expectRejected(buildWebhookRequest('not json', signedAt(NOW)), 400);
+  });
+});
+
+describe('acceptWebhook — enqueue failures', () => {
+  it('503 with Retry-After when orders.fifo refuses, and the cost message is not sent', async () => {
+    const { deps, costs } = fakeDeps({ enqueueOrderChanged: () => Promise.reject(new Error('QueueDoesNotExist')) });
+    const reply = await acceptWebhook(buildWebhookRequest(buildOrderWebhookBody(), signedAt(NOW)), deps);
+    expect(reply).toMatchObject({ statusCode: 503, outcome: 'enqueue-failed', headers: { 'retry-after': '5' }, orderId: 100 });
+    expect(reply.body).toEqual({ error: 'temporarily unavailable, retry later' });
+    expect(costs).toEqual([]);
+  });
+
+  it('503 when klar-costs refuses after orders.fifo took the message (the retry is deduplicated)', async () => {
+    const { deps, orders } = fakeDeps({ enqueueKlarCost: () => Promise.reject(new Error('throttled')) });
+    const reply = await acceptWebhook(buildWebhookRequest(buildOrderWebhookBody(), signedAt(NOW)), deps);
+    expect(reply.statusCode).toBe(503);
+    expect(JSON.stringify(reply.body)).not.toContain('throttled');
+    expect(orders).toHaveLength(1);
+  });
+});
+
+describe('encodeQueueMessage', () => {
+  it('escapes what SQS refuses (U+FFFF, surrogates) and round-trips to the same value', () => {
+    const value = { note: 'Grüße 😊 \uFFFF \u0001 \uD800 tail\\' };
+    const encoded = encodeQueueMessage(value);
+    expect(encoded).not.toMatch(/[^\x09\x0A\x0D\x20-\uD7FF\uE000-\uFFFD]/);
+    expect(encoded).toContain('\\ud83d\\ude0a');
+    expect(JSON.parse(encoded)).toEqual(value);
+  });
+});
+
+// ---------------------------------------------------------------------------------------
+// The real handler (functions/ingest.ts) with an API Gateway v2 event and a mocked SQS
+// ---------------------------------------------------------------------------------------
+
+const sqs = mockClient(SQSClient);
+const ssm = mockClient(SSMClient);
+const context = { awsRequestId: 'lambda-req-1', functionName: 'ingest' } as Context;
+
+async function invoke(event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStructuredResultV2 & { json: any }> {
+  const result = (await handler(event, context)) as APIGatewayProxyStructuredResultV2;
+  return { ...result, json: JSON.parse(String(result.body)) };
+}
+
+function sentTo(queueUrl: string): SendMessageCommandInput[] {
+  return sqs.commandCalls(SendMessageCommand).map((call) => call.args[0].input).filter((input) => input.QueueUrl === queueUrl);
+}
+
+describe('handler (functions/ingest.ts) with API Gateway v2 events', () => {
+  let logs: { level: string; message: string; fields: Record<string, unknown> }[];
+
+  beforeEach(() => {
+    sqs.reset();
+    ssm.reset();
+    sqs.on(SendMessageCommand).resolves({ MessageId: 'msg-1' });
+    forgetSecrets();
+    // Powertools flushes by itself every 100 metrics, whatever ORDERBRIDGE_METRICS says.
+    vi.spyOn(metrics, 'publishStoredMetrics').mockReturnThis();
+    logs = [];
+    for (const level of ['info', 'warn', 'error'] as const) {
+      vi.spyOn(logger, level).mockImplementation(((message: string, fields: Record<string, unknown>) => {
+        logs.push({ level, message, fields });
+      }) as never);
+    }
+  });
+  afterEach(() => {
+    vi.restoreAllMocks();
+    vi.unstubAllEnvs();
+    forgetSecrets();
+  });
+
+  it('202 for a signed seed order: orders.fifo grouped by order id, dedup id, correlation id; a PII-free cost message', async () => {
+    // prepare
+    const event = buildApiGatewayV2Event(buildOrderWebhookBody(), { headers: { 'X-Correlation-Id': 'corr-seed' } });
+    // act
+    const result = await invoke(event);
+    // assess
+    expect(result.statusCode).toBe(202);
+    expect(result.json).toEqual({ accepted: true, orderId: 100, orderCode: '196-083-565' });
+    expect(result.headers).toMatchObject({ 'content-type': 'application/json', 'x-correlation-id': 'corr-seed' });
+    expect(sqs).toHaveReceivedCommandTimes(SendMessageCommand, 2);
+    expect(sqs).toHaveReceivedCommandWith(SendMessageCommand, {
+      QueueUrl: env.ORDERS_QUEUE_URL,
+      MessageGroupId: '100',
+      MessageDeduplicationId: expect.stringMatching(/^[0-9a-f]{64}$/),
+      MessageAttributes: {
+        correlationId: { DataType: 'String', StringValue: 'corr-seed' },
+        orderCode: { DataType: 'String', StringValue: '196-083-565' },
+        source: { DataType: 'String', StringValue: 'webhook' },
+      },
+    });
+    const [orderInput] = sentTo(env.ORDERS_QUEUE_URL);
+    const message = orderChangedMessageSchema.parse(JSON.parse(orderInput!.MessageBody!));
+    expect(message).toMatchObject({ orderId: 100, orderCode: '196-083-565', source: 'webhook', correlationId: 'corr-seed' });
+    expect(message.order).toEqual(buildOrderWebhookBody().order);
+    const [costInput] = sentTo(env.KLAR_COSTS_QUEUE_URL);
+    expect(costInput?.MessageGroupId).toBeUndefined();
+    const cost = klarCostMessageSchema.parse(JSON.parse(costInput!.MessageBody!));
+    expect(cost).toMatchObject({ orderCode: '196-083-565', total: 15.94, currency: '€', paymentType: 'cod', createdAt: '2013-03-19T12 =>39 =>51+01 =>00' });
+    for (const pii of PII) expect(costInput!.MessageBody).not.toContain(pii);
+  });
+
+  it('202 for a notification envelope with the token in the query; the message carries no order', async () => {
+    const result = await invoke(buildApiGatewayV2Event(buildNotificationEnvelope(), { auth: { kind: 'token-query' } }));
+    expect(result.statusCode).toBe(202);
+    expect(result.json).toEqual({ accepted: true, orderId: 37578 });
+    const [orderInput] = sentTo(env.ORDERS_QUEUE_URL);
+    expect(orderInput?.MessageGroupId).toBe('37578');
+    expect(JSON.parse(orderInput!.MessageBody!)).toMatchObject({ orderId: 37578, source: 'notification' });
+    expect(JSON.parse(orderInput!.MessageBody!)).not.toHaveProperty('order');
+  });
+
+  it('the same content delivered twice gets the same deduplication id (orders.fifo drops the second)', async () => {
+    const body = buildOrderWebhookBody();
+    await invoke(buildApiGatewayV2Event(body, { auth: { kind: 'signature', at: new Date(Date.now() - 30_000) } }));
+    await invoke(buildApiGatewayV2Event(body, { auth: { kind: 'token-header' } }));
+    const [first, second] = sentTo(env.ORDERS_QUEUE_URL);
+    expect(second?.MessageDeduplicationId).toBe(first?.MessageDeduplicationId);
+  });
+
+  it.each<[string, EventOptions]>([
+    ['a valid signature', {}],
+    ['a signature with the rotated second secret', { auth: { kind: 'signature', secret: PREVIOUS_SECRET } }],
+    ['the token header', { auth: { kind: 'token-header' } }],
+    ['the token in the query', { auth: { kind: 'token-query' } }],
+    ['a base64-encoded body signed over its bytes', { base64: true }],
+  ])('202 with %s', async (_, options) => {
+    const result = await invoke(buildApiGatewayV2Event(buildOrderWebhookBody(), options));
+    expect(result.statusCode).toBe(202);
+    expect(sqs).toHaveReceivedCommandTimes(SendMessageCommand, 2);
+  });
+
+  const rejections: [string, number, unknown, EventOptions][] = [
+    ['a signature with the wrong secret', 401, buildOrderWebhookBody(), { auth: { kind: 'signature', secret: 'wrong-secret' } }],
+    ['an old timestamp', 401, buildOrderWebhookBody(), { auth: { kind: 'signature', at: new Date(Date.now() - 10 * 60_000) } }],
+    ['a future timestamp', 401, buildOrderWebhookBody(), { auth: { kind: 'signature', at: new Date(Date.now() + 10 * 60_000) } }],
+    ['a wrong token header', 401, buildOrderWebhookBody(), { auth: { kind: 'token-header', secret: 'nope' } }],
+    ['a wrong query token', 401, buildOrderWebhookBody(), { auth: { kind: 'token-query', secret: 'nope' } }],
+    ['no credentials', 401, buildOrderWebhookBody(), { auth: { kind: 'none' } }],
+    ['malformed JSON', 400, '{"order":', {}],
+    ['an order without code', 400, buildOrderWebhookBody({ code: undefined }), {}],
+    ['a body over 256 KiB', 413, buildOrderWebhookBody({ note: 'x'.repeat(MAX_BODY_BYTES) }), {}],
+    ['an XML body', 415, '<order><id>100</id></order>', { contentType: 'application/xml' }],
+    ['GET', 405, '', { method: 'GET' }],
+    ['another path', 404, buildOrderWebhookBody(), { path: '/webhooks/other' }],
+  ];
+  it.each(rejections)('%s → %i, nothing sent to SQS, no secret or stack in the answer', async (_, status, body, options) => {
+    const result = await invoke(buildApiGatewayV2Event(body, { ...options, query: { ...options.query, trace: 'x' } }));
+    expect(result.statusCode).toBe(status);
+    expect(sqs).not.toHaveReceivedCommand(SendMessageCommand);
+    expect(result.json.error).toEqual(expect.any(String));
+    for (const secret of env.WEBHOOK_SECRETS.split(',')) expect(result.body).not.toContain(secret);
+    expect(result.body).not.toMatch(/\n\s+at |node_modules|\.ts:\d+/);
+    if (status === 401) expect(result.json).toEqual({ error: 'unauthorized' });
+    if (status === 400) expect(result.json.fields).toEqual(expect.arrayContaining([expect.objectContaining({ path: expect.any(String), message: expect.any(String) })]));
+  });
+
+  it('400 for an order without code names order.code', async () => {
+    const result = await invoke(buildApiGatewayV2Event(buildOrderWebhookBody({ code: undefined })));
+    expect(result.json.fields.map((f: { path: string }) => f.path)).toEqual(['order.code']);
+  });
+
+  it('503 when SQS refuses the orders message; nothing reaches klar-costs', async () => {
+    sqs.on(SendMessageCommand, { QueueUrl: env.ORDERS_QUEUE_URL }).rejects(Object.assign(new Error('The specified queue does not exist.'), { name: 'QueueDoesNotExist' }));
+    const result = await invoke(buildApiGatewayV2Event(buildOrderWebhookBody()));
+    expect(result.statusCode).toBe(503);
+    expect(result.headers).toMatchObject({ 'retry-after': '5' });
+    expect(result.json).toEqual({ error: 'temporarily unavailable, retry later' });
+    expect(sentTo(env.KLAR_COSTS_QUEUE_URL)).toEqual([]);
+    expect(logs).toContainEqual(expect.objectContaining({ level: 'error', fields: expect.objectContaining({ outcome: 'enqueue-failed', error: expect.stringContaining('QueueDoesNotExist') }) }));
+  });
+
+  it('503 when SQS refuses the cost message', async () => {
+    sqs.on(SendMessageCommand, { QueueUrl: env.KLAR_COSTS_QUEUE_URL }).rejects(new Error('ServiceUnavailable'));
+    const result = await invoke(buildApiGatewayV2Event(buildOrderWebhookBody()));
+    expect(result.statusCode).toBe(503);
+  });
+
+  it('leaves out an order-code attribute SQS would refuse, and escapes the body, instead of failing', async () => {
+    const result = await invoke(buildApiGatewayV2Event(buildOrderWebhookBody({ code: 'A\u0001B', note: 'Danke 😊\uFFFF' })));
+    expect(result.statusCode).toBe(202);
+    const [orderInput] = sentTo(env.ORDERS_QUEUE_URL);
+    expect(orderInput?.MessageAttributes).not.toHaveProperty('orderCode');
+    expect(orderInput?.MessageBody).not.toMatch(/[^\x09\x0A\x0D\x20-\uD7FF\uE000-\uFFFD]/);
+    expect(JSON.parse(orderInput!.MessageBody!).order.note).toBe('Danke 😊\uFFFF');
+  });
+
+  it('logs one structured line per request: order code, correlation id, outcome, latency — no PII, no secret', async () => {
+    await invoke(buildApiGatewayV2Event(buildOrderWebhookBody(), { headers: { 'x-correlation-id': 'corr-log' } }));
+    await invoke(buildApiGatewayV2Event(buildOrderWebhookBody(), { auth: { kind: 'token-query', secret: 'leaked-guess' } }));
+    expect(logs).toHaveLength(2);
+    expect(logs[0]).toEqual({
+      level: 'info',
+      message: 'webhook',
+      fields: { outcome: 'accepted', status: 202, orderId: 100, orderCode: '196-083-565', correlationId: 'corr-log', latencyMs: expect.any(Number) },
+    });
+    expect(logs[1]).toMatchObject({ level: 'warn', fields: { outcome: 'unauthorized', status: 401 } });
+    const text = JSON.stringify(logs);
+    for (const pii of [...PII, WEBHOOK_SECRET, 'leaked-guess']) expect(text).not.toContain(pii);
+  });
+
+  it('counts a metric per outcome', async () => {
+    // prepare: metrics on, publishing captured
+    vi.stubEnv('ORDERBRIDGE_METRICS', 'on');
+    const outcomes: string[] = [];
+    vi.spyOn(metrics, 'singleMetric').mockImplementation(() => {
+      const single = { dimensions: {} as Record<string, string>, addDimension(name: string, value: string) { single.dimensions[name] = value; return single; }, addMetric(name: string) { if (name === 'webhookOutcome') outcomes.push(single.dimensions.outcome!); return single; } };
+      return single as never;
+    });
+    // act
+    await invoke(buildApiGatewayV2Event(buildOrderWebhookBody()));
+    await invoke(buildApiGatewayV2Event(buildOrderWebhookBody(), { auth: { kind: 'none' } }));
+    await invoke(buildApiGatewayV2Event('{', {}));
+    await invoke(buildApiGatewayV2Event('x', { contentType: 'text/plain' }));
+    // assess
+    expect(outcomes).toEqual(['accepted', 'unauthorized', 'malformed-json', 'unsupported-media-type']);
+  });
+
+  it('reads the secrets from SSM when WEBHOOK_SECRETS is not set', async () => {
+    vi.stubEnv('WEBHOOK_SECRETS', '');
+    vi.stubEnv('WEBHOOK_SECRETS_PARAMETER', '/orderbridge/test/webhook-secrets');
+    ssm.on(GetParameterCommand, { Name: '/orderbridge/test/webhook-secrets', WithDecryption: true }).resolves({ Parameter: { Value: 'ssm-secret-1, ssm-secret-2' } });
+    const ok = await invoke(buildApiGatewayV2Event(buildOrderWebhookBody(), { auth: { kind: 'signature', secret: 'ssm-secret-2' } }));
+    const stale = await invoke(buildApiGatewayV2Event(buildOrderWebhookBody(), { auth: { kind: 'signature' } }));
+    expect(ok.statusCode).toBe(202);
+    expect(stale.statusCode).toBe(401);
+    expect(ssm).toHaveReceivedCommandTimes(GetParameterCommand, 1); // once per cold start
+  });
+
+  it('500 without details when the secrets cannot be read, and nothing is enqueued', async () => {
+    vi.stubEnv('WEBHOOK_SECRETS', '');
+    vi.stubEnv('WEBHOOK_SECRETS_PARAMETER', '/orderbridge/test/webhook-secrets');
+    ssm.on(GetParameterCommand).rejects(new Error('AccessDenied for /orderbridge/test/webhook-secrets'));
+    const result = await invoke(buildApiGatewayV2Event(buildOrderWebhookBody()));
+    expect(result.statusCode).toBe(500);
+    expect(result.json).toEqual({ error: 'internal error' });
+    expect(sqs).not.toHaveReceivedCommand(SendMessageCommand);
+    expect(logs).toContainEqual(expect.objectContaining({ level: 'error', fields: expect.objectContaining({ outcome: 'error' }) }));
+  });
+
+  it('500 (so the shop retries) rather than 401 for everything when no secret is configured', async () => {
+    vi.stubEnv('WEBHOOK_SECRETS', '');
+    const result = await invoke(buildApiGatewayV2Event(buildOrderWebhookBody()));
+    expect(result.statusCode).toBe(500);
+    expect(sqs).not.toHaveReceivedCommand(SendMessageCommand);
+  });
+});
+
+describe('events/ samples (API Gateway v2, ?token= form for the console)', () => {
+  beforeEach(() => {
+    sqs.reset();
+    sqs.on(SendMessageCommand).resolves({ MessageId: 'msg-1' });
+    forgetSecrets();
+    for (const level of ['info', 'warn', 'error'] as const) vi.spyOn(logger, level).mockImplementation(() => undefined);
+  });
+  afterEach(() => vi.restoreAllMocks());
+
+  const load = (name: string): APIGatewayProxyEventV2 => {
+    const text = readFileSync(new URL(`../../events/${name}`, import.meta.url), 'utf8');
+    expect(text).toContain('REPLACE_WITH_WEBHOOK_SECRET');
+    return JSON.parse(text.replaceAll('REPLACE_WITH_WEBHOOK_SECRET', WEBHOOK_SECRET)) as APIGatewayProxyEventV2;
+  };
+
+  it('ingest-order.json carries the seed order as valid JSON and is accepted', async () => {
+    const event = load('ingest-order.json');
+    expect(JSON.parse(event.body!)).toMatchObject({ order: { id: 100, code: '196-083-565', payment_type: 'cod', total: '15.94', currency: '€' } });
+    const result = await invoke(event);
+    expect(result.statusCode).toBe(202);
+    expect(result.json).toEqual({ accepted: true, orderId: 100, orderCode: '196-083-565' });
+  });
+
+  it('ingest-notification.json is a notification envelope and is accepted', async () => {
+    const event = load('ingest-notification.json');
+    expect(JSON.parse(event.body!)).toMatchObject({ subject: 'create order: 37578', shop_id: 953, subscription_id: expect.anything(), domain: expect.any(String), body: expect.any(String) });
+    const result = await invoke(event);
+    expect(result.statusCode).toBe(202);
+    expect(result.json).toEqual({ accepted: true, orderId: 37578 });
+  });
+
+  it('the placeholder itself is not a valid secret', async () => {
+    const event = JSON.parse(readFileSync(new URL('../../events/ingest-order.json', import.meta.url), 'utf8')) as APIGatewayProxyEventV2;
+    expect((await invoke(event)).statusCode).toBe(401);
+  });
+});
