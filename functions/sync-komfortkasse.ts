@@ -4,7 +4,7 @@ import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda'
 import { config } from '../lib/config/index.ts';
 import { InvalidMessageError, describeError } from '../lib/domain/errors.ts';
 import { orderChangedMessageSchema } from '../lib/domain/messages.ts';
-import { orderLogger } from '../lib/observability/logger.ts';
+import { logger, orderLogger } from '../lib/observability/logger.ts';
 import { count, flushMetrics } from '../lib/observability/metrics.ts';
 import { syncKomfortkasse } from '../lib/sync/komfortkasse.ts';
 
@@ -15,16 +15,17 @@ async function handleRecord(record: SQSRecord): Promise<string> {
   if (!parsed.success) {
     // Unreadable: fail it so it ends in the DLQ instead of vanishing.
     count('errors');
+    logger.error('unreadable order-changed message; it will end in the DLQ', {
+      messageId: record.messageId,
+      fields: parsed.error.issues.map((issue) => issue.path.join('.') || '(body)'),
+    });
     throw new InvalidMessageError(`message ${record.messageId} is not an order-changed message`);
   }
   const message = parsed.data;
   const log = orderLogger({ orderId: message.orderId, orderCode: message.orderCode, correlationId: message.correlationId });
-  try {
-    return await syncKomfortkasse(message, log);
-  } catch (error) {
-    log.warn('record failed; SQS will redeliver it', { error: describeError(error), receiveCount: record.attributes.ApproximateReceiveCount });
-    throw error;
-  }
+  log.appendKeys({ receiveCount: Number(record.attributes.ApproximateReceiveCount) });
+  // Failures are logged and counted by the worker; throwing fails only this record.
+  return syncKomfortkasse(message, log);
 }
 
 function safeJson(text: string): unknown {

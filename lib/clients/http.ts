@@ -50,7 +50,8 @@ export async function toUpstreamError(upstream: string, error: unknown): Promise
   if (error instanceof UpstreamError) return error;
   if (error instanceof HTTPError) {
     const status = error.response.status;
-    const upstreamMessage = await readErrorMessage(error.response);
+    // ky 2 has already read the body into `data`; the response body itself is consumed.
+    const upstreamMessage = messageFromBody(error.data) ?? (await readErrorMessage(error.response));
     const category = isRetryableStatus(status) ? 'transient' : 'permanent';
     return new UpstreamError(
       upstream,
@@ -64,6 +65,17 @@ export async function toUpstreamError(upstream: string, error: unknown): Promise
   }
   const message = error instanceof Error ? error.message : String(error);
   return new UpstreamError(upstream, `${upstream} unreachable: ${message}`, 'transient', { cause: error });
+}
+
+function messageFromBody(data: unknown): string | undefined {
+  if (typeof data === 'string') return data.trim() ? data.slice(0, 500) : undefined;
+  if (data && typeof data === 'object') {
+    const body = data as Record<string, unknown>;
+    if (typeof body.error === 'string') return body.error;
+    if (typeof body.message === 'string') return body.message;
+    return JSON.stringify(body).slice(0, 500);
+  }
+  return undefined;
 }
 
 async function readErrorMessage(response: Response): Promise<string | undefined> {

@@ -1,8 +1,8 @@
-import type { KyInstance } from 'ky';
+import { isHTTPError, type KyInstance, type RetryOptions } from 'ky';
 import { config, requiredSecret } from '../config/index.ts';
 import { UpstreamError } from '../domain/errors.ts';
 import { komfortkasseOrderResponseSchema, type KomfortkasseOrder, type KomfortkasseOrderResponse } from '../domain/komfortkasse.ts';
-import { createUpstreamClient, toUpstreamError } from './http.ts';
+import { RETRYABLE_STATUSES, createUpstreamClient, toUpstreamError } from './http.ts';
 import { memoized } from './registry.ts';
 
 const UPSTREAM = 'Komfortkasse';
@@ -19,10 +19,16 @@ export interface DescribedRequest {
   body?: unknown;
 }
 
+/** Thrown by every call here: an UpstreamError (category decides retry) with the call's latency. */
+export interface TimedUpstreamError extends UpstreamError {
+  latencyMs?: number;
+}
+
+/** One ky instance per container and configuration (timeouts, DESIGN retry policy, API key). */
 async function client(): Promise<KyInstance> {
   const env = config();
   const apiKey = await requiredSecret('KOMFORTKASSE_API_KEY');
-  return memoized(`komfortkasse:${env.KOMFORTKASSE_BASE_URL}:${apiKey}`, () =>
+  return memoized(`komfortkasse:${env.KOMFORTKASSE_BASE_URL}:${apiKey}:${env.KOMFORTKASSE_TIMEOUT_MS}:${env.UPSTREAM_RETRY_LIMIT}:${env.UPSTREAM_RETRY_BASE_MS}`, () =>
     createUpstreamClient({
       upstream: UPSTREAM,
       baseUrl: env.KOMFORTKASSE_BASE_URL,
@@ -37,6 +43,40 @@ async function client(): Promise<KyInstance> {
 const orderPath = (orderNumber: string) => `order/${encodeURIComponent(orderNumber)}`;
 const removePath = (orderNumber: string) => `order/remove/${encodeURIComponent(orderNumber)}`;
 
+/**
+ * True when Komfortkasse's answer proves it did not apply the request: it refused it (4xx)
+ * or said it is unavailable (503). Timeouts, dropped connections and other 5xx (a gateway
+ * may answer after the backend committed) leave it open whether the order was taken.
+ */
+export function provesNotApplied(error: unknown): boolean {
+  const status = error instanceof UpstreamError ? error.status : undefined;
+  return status !== undefined && (status < 500 || status === 503);
+}
+
+function notAppliedStatus(status: number): boolean {
+  return status < 500 || status === 503;
+}
+
+/**
+ * DESIGN: retry network errors, timeouts, 408/425/429 and every 5xx (the shared list only
+ * names the common ones). A creating submission carries `initialDunningLevel`, which
+ * Komfortkasse refuses on an existing order, so it is only retried when the answer proves
+ * the try was not applied; otherwise the redelivery re-sends it without the level.
+ */
+function retryPolicy(creating: boolean): RetryOptions {
+  return {
+    shouldRetry: ({ error }) => {
+      if (isHTTPError(error)) {
+        const status = error.response.status;
+        if (creating && !notAppliedStatus(status)) return false;
+        if (status >= 500 && !(RETRYABLE_STATUSES as readonly number[]).includes(status)) return true;
+        return undefined; // the shared policy: status list, Retry-After
+      }
+      return creating ? false : undefined;
+    },
+  };
+}
+
 /** The request a submit would send (dry-run records it; the API key is never part of it). */
 export function describeSubmit(orderNumber: string, payload: KomfortkasseOrder): DescribedRequest {
   return { method: 'POST', url: `${config().KOMFORTKASSE_BASE_URL}/${orderPath(orderNumber)}`, body: payload };
@@ -46,30 +86,25 @@ export function describeRemove(orderNumber: string): DescribedRequest {
   return { method: 'POST', url: `${config().KOMFORTKASSE_BASE_URL}/${removePath(orderNumber)}` };
 }
 
-/** Submit or update (Komfortkasse upserts by order number). */
+/** `POST /order/{number}`: submit or update (Komfortkasse upserts by order number). */
 export async function submitOrder(orderNumber: string, payload: KomfortkasseOrder): Promise<CallResult<KomfortkasseOrderResponse>> {
   const api = await client();
   const started = performance.now();
   try {
-    const response = await api.post(orderPath(orderNumber), { json: payload });
-    const body = komfortkasseOrderResponseSchema.safeParse(await response.json().catch(() => undefined));
-    if (!body.success) {
-      // Komfortkasse accepted the order; an odd answer must not make us submit it again.
-      return { status: response.status, latencyMs: elapsed(started), body: { number: orderNumber } as KomfortkasseOrderResponse };
-    }
-    return { status: response.status, latencyMs: elapsed(started), body: body.data };
+    const response = await api.post(orderPath(orderNumber), { json: payload, retry: retryPolicy(payload.initialDunningLevel !== undefined) });
+    return { status: response.status, latencyMs: elapsed(started), body: parseOrderResponse(await readJson(response), orderNumber) };
   } catch (error) {
     throw withLatency(await toUpstreamError(UPSTREAM, error), started);
   }
 }
 
-/** Marks the order DISAPPEARED. 404 means it is already gone — success. */
-export async function removeOrder(orderNumber: string): Promise<CallResult<{ alreadyGone: boolean }>> {
+/** `POST /order/remove/{number}`: marks the order DISAPPEARED. 404 means already gone — success. */
+export async function removeOrder(orderNumber: string): Promise<CallResult<{ alreadyGone: boolean; order?: KomfortkasseOrderResponse }>> {
   const api = await client();
   const started = performance.now();
   try {
-    const response = await api.post(removePath(orderNumber));
-    return { status: response.status, latencyMs: elapsed(started), body: { alreadyGone: false } };
+    const response = await api.post(removePath(orderNumber), { retry: retryPolicy(false) });
+    return { status: response.status, latencyMs: elapsed(started), body: { alreadyGone: false, order: parseOrderResponse(await readJson(response), orderNumber) } };
   } catch (error) {
     const upstream = await toUpstreamError(UPSTREAM, error);
     if (upstream.status === 404) return { status: 404, latencyMs: elapsed(started), body: { alreadyGone: true } };
@@ -77,12 +112,25 @@ export async function removeOrder(orderNumber: string): Promise<CallResult<{ alr
   }
 }
 
-function elapsed(started: number): number {
-  return Math.round(performance.now() - started);
+async function readJson(response: Response): Promise<unknown> {
+  try {
+    return await response.json();
+  } catch {
+    return undefined;
+  }
 }
 
-export interface TimedUpstreamError extends UpstreamError {
-  latencyMs?: number;
+/**
+ * Komfortkasse answered 2xx, so the call took effect: an odd body must not turn that into
+ * a failure (which would repeat the call), so it falls back to the order number alone.
+ */
+function parseOrderResponse(json: unknown, orderNumber: string): KomfortkasseOrderResponse {
+  const parsed = komfortkasseOrderResponseSchema.safeParse(json);
+  return parsed.success ? parsed.data : komfortkasseOrderResponseSchema.parse({ number: orderNumber });
+}
+
+function elapsed(started: number): number {
+  return Math.round(performance.now() - started);
 }
 
 function withLatency(error: UpstreamError, started: number): TimedUpstreamError {

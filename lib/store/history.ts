@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import {
   BatchGetCommand,
+  BatchWriteCommand,
   DeleteCommand,
   GetCommand,
   PutCommand,
   QueryCommand,
+  TransactWriteCommand,
   UpdateCommand,
   type QueryCommandInput,
 } from '@aws-sdk/lib-dynamodb';
@@ -391,6 +393,30 @@ export async function getOrderRecords(orderIds: number[]): Promise<Map<number, O
   return found;
 }
 
+/**
+ * Appends many attempts at once (BatchWriteItem, 25 per request, unprocessed items retried):
+ * one Klar POST logs an attempt for each of up to 1000 orders. Attempt keys carry a random
+ * suffix, so no condition is needed against overwriting.
+ */
+export async function appendAttempts(entries: { orderId: number; attempt: Attempt }[], now = new Date()): Promise<void> {
+  const requests = entries.map(({ orderId, attempt }) => ({
+    PutRequest: { Item: { ...keys.attempt(orderId, attempt.at), ...attemptSchema.parse(attempt), orderId, expiresAt: expiresAt(now) } },
+  }));
+  const chunks: (typeof requests)[] = [];
+  for (let i = 0; i < requests.length; i += 25) chunks.push(requests.slice(i, i + 25));
+  const writeChunk = async (chunk: typeof requests) => {
+    let pending: typeof requests | undefined = chunk;
+    for (let round = 0; pending && pending.length > 0 && round < 8; round++) {
+      if (round > 0) await new Promise((r) => setTimeout(r, 50 * 2 ** round));
+      const result = await documentClient().send(new BatchWriteCommand({ RequestItems: { [tableName()]: pending } }));
+      pending = result.UnprocessedItems?.[tableName()] as typeof requests | undefined;
+    }
+    if (pending?.length) throw new ConcurrentUpdateError('DynamoDB left attempts unprocessed after retries');
+  };
+  // A few requests in flight: fast, yet gentle on the table's write capacity.
+  for (let i = 0; i < chunks.length; i += 4) await Promise.all(chunks.slice(i, i + 4).map(writeChunk));
+}
+
 export interface KlarOutcome {
   state: KlarState;
   transactionCosts?: number;
@@ -409,6 +435,25 @@ export async function recordKlar(
   outcome: KlarOutcome,
   now = new Date(),
 ): Promise<void> {
+  try {
+    await documentClient().send(new UpdateCommand(klarUpdate({ orderId, orderCode, expectedVersion, outcome }, now)));
+  } catch (error) {
+    if (isConditionFailure(error)) {
+      throw new ConcurrentUpdateError(`Klar record of order ${orderId} changed concurrently`, { cause: error });
+    }
+    throw error;
+  }
+}
+
+export interface KlarRecordUpdate {
+  orderId: number;
+  orderCode?: string;
+  expectedVersion: number;
+  outcome: KlarOutcome;
+}
+
+/** The compare-and-set UpdateItem input behind recordKlar. */
+function klarUpdate({ orderId, orderCode, expectedVersion, outcome }: KlarRecordUpdate, now: Date) {
   const base = identity(orderId, orderCode, now);
   const sets = [...base.sets, 'klarState = :state', 'klarVersion = :next'];
   const removes: string[] = [];
@@ -428,22 +473,42 @@ export async function recordKlar(
     removes.push('klarError');
   }
   applyAttentionIndex(sets, removes, values, outcome.state === 'needs-attention', orderId, now);
-  try {
-    await documentClient().send(
-      new UpdateCommand({
-        TableName: tableName(),
-        Key: keys.orderState(orderId),
-        UpdateExpression: `SET ${sets.join(', ')}${removes.length ? ` REMOVE ${removes.join(', ')}` : ''}`,
-        ConditionExpression: expectedVersion === 0 ? 'attribute_not_exists(klarVersion) OR klarVersion = :expected' : 'klarVersion = :expected',
-        ExpressionAttributeValues: values,
-      }),
-    );
-  } catch (error) {
-    if (isConditionFailure(error)) {
-      throw new ConcurrentUpdateError(`Klar record of order ${orderId} changed concurrently`, { cause: error });
+  return {
+    TableName: tableName(),
+    Key: keys.orderState(orderId),
+    UpdateExpression: `SET ${sets.join(', ')}${removes.length ? ` REMOVE ${removes.join(', ')}` : ''}`,
+    ConditionExpression: expectedVersion === 0 ? 'attribute_not_exists(klarVersion) OR klarVersion = :expected' : 'klarVersion = :expected',
+    ExpressionAttributeValues: values,
+  };
+}
+
+/**
+ * recordKlar for many orders (one per order): TransactWriteItems of up to 100 updates, so
+ * a 1000-cost upload is recorded in 10 requests. A cancelled transaction (an order changed
+ * concurrently, a conflict) falls back to one update per order. Returns the orders that
+ * lost a compare-and-set; the caller retries them.
+ */
+export async function recordKlarMany(updates: KlarRecordUpdate[], now = new Date()): Promise<{ conflicts: number[] }> {
+  const conflicts: number[] = [];
+  const one = async (update: KlarRecordUpdate) => {
+    try {
+      await recordKlar(update.orderId, update.orderCode, update.expectedVersion, update.outcome, now);
+    } catch (error) {
+      if (error instanceof ConcurrentUpdateError) conflicts.push(update.orderId);
+      else throw error;
     }
-    throw error;
+  };
+  for (let i = 0; i < updates.length; i += 100) {
+    const chunk = updates.slice(i, i + 100);
+    try {
+      await documentClient().send(new TransactWriteCommand({ TransactItems: chunk.map((update) => ({ Update: klarUpdate(update, now) })) }));
+    } catch (error) {
+      if ((error as { name?: string })?.name !== 'TransactionCanceledException') throw error;
+      // Nothing of the chunk was written: settle each order on its own.
+      for (let j = 0; j < chunk.length; j += 25) await Promise.all(chunk.slice(j, j + 25).map(one));
+    }
   }
+  return { conflicts };
 }
 
 export interface KlarReading {
@@ -501,9 +566,10 @@ export async function forgetOrderPersonalData(orderId: number): Promise<{ attemp
       new UpdateCommand({
         TableName: tableName(),
         Key: { pk: item.pk, sk: item.sk },
-        UpdateExpression: isState ? 'SET forgottenAt = :now REMOVE kkError, klarError' : 'SET forgottenAt = :now REMOVE request, #error',
+        // `request` and `error` are DynamoDB reserved words: name them through placeholders.
+        UpdateExpression: isState ? 'SET forgottenAt = :now REMOVE kkError, klarError' : 'SET forgottenAt = :now REMOVE #request, #error',
         ConditionExpression: 'attribute_exists(pk)',
-        ExpressionAttributeNames: isState ? undefined : { '#error': 'error' },
+        ExpressionAttributeNames: isState ? undefined : { '#request': 'request', '#error': 'error' },
         ExpressionAttributeValues: { ':now': new Date().toISOString() },
       }),
     );
