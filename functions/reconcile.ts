@@ -1,26 +1,45 @@
 import middy from '@middy/core';
-import * as z from 'zod';
+import { z } from 'zod';
 import { config } from '../lib/config/index.ts';
-import { describeError } from '../lib/domain/errors.ts';
+import { InvalidMessageError, describeError } from '../lib/domain/errors.ts';
 import { logger } from '../lib/observability/logger.ts';
 import { count, flushMetrics } from '../lib/observability/metrics.ts';
+import { SINCE_FORMAT_HINT, parseSinceDate } from '../lib/ops/since.ts';
 import { reconcile } from '../lib/sync/reconcile.ts';
 
 config(); // validate the environment at cold start, naming any bad variable
 
-/** The schedule sends `{"sinceDays":14}`; a console test event may send `since` or `dryRun`. */
-const reconcileEventSchema = z.looseObject({
+export const DEFAULT_SINCE_DAYS = 14;
+
+/**
+ * The schedule sends `{"sinceDays":14}`; a console test event may send `since` or `dryRun`.
+ * A bare EventBridge scheduled event (no input) reconciles the default window.
+ */
+export const reconcileEventSchema = z.looseObject({
   sinceDays: z.coerce.number().int().min(1).max(365).optional(),
-  since: z.iso.date().or(z.iso.datetime({ offset: true })).optional(),
+  since: z
+    .string()
+    .refine((value) => parseSinceDate(value) !== undefined, { message: SINCE_FORMAT_HINT })
+    .optional(),
   dryRun: z.boolean().optional(),
 });
 
-async function run(event: unknown) {
+/** When the reconciliation window starts; a malformed event fails loudly instead of guessing. */
+export function sinceFromEvent(event: unknown, now = new Date()): { since: Date; dryRun: boolean } {
   const parsed = reconcileEventSchema.safeParse(event ?? {});
-  const input = parsed.success ? parsed.data : {};
-  const since = input.since ? new Date(input.since) : new Date(Date.now() - (input.sinceDays ?? 14) * 86_400_000);
+  if (!parsed.success) {
+    const fields = parsed.error.issues.map((issue) => `${issue.path.join('.') || '(event)'}: ${issue.message}`).join('; ');
+    throw new InvalidMessageError(`invalid reconcile event — ${fields}`);
+  }
+  const input = parsed.data;
+  const since = input.since ? parseSinceDate(input.since)! : new Date(now.getTime() - (input.sinceDays ?? DEFAULT_SINCE_DAYS) * 86_400_000);
+  return { since, dryRun: input.dryRun ?? false };
+}
+
+async function run(event: unknown) {
   try {
-    const summary = await reconcile({ since, dryRun: input.dryRun });
+    const { since, dryRun } = sinceFromEvent(event);
+    const summary = await reconcile({ since, dryRun });
     logger.info('reconcile', { ...summary, enqueuedOrderIds: summary.enqueuedOrderIds.slice(0, 50) });
     return summary;
   } catch (error) {

@@ -3,7 +3,7 @@ import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { config } from '../lib/config/index.ts';
 import { describeError } from '../lib/domain/errors.ts';
 import { klarCostMessageSchema } from '../lib/domain/messages.ts';
-import { logger } from '../lib/observability/logger.ts';
+import { batchLogger, logger } from '../lib/observability/logger.ts';
 import { count, flushMetrics } from '../lib/observability/metrics.ts';
 import { uploadKlarCosts, type KlarBatchEntry } from '../lib/sync/klar.ts';
 
@@ -27,13 +27,15 @@ async function uploadBatch(event: SQSEvent): Promise<SQSBatchResponse> {
     count('errors', unreadable.length);
     logger.error('unreadable klar-cost messages', { messageIds: unreadable });
   }
+  // Every line of the batch carries its orders' correlation ids (from the webhook, via SQS).
+  const log = batchLogger(entries.map((e) => e.message.correlationId));
   try {
-    const result = await uploadKlarCosts(entries, logger);
-    logger.info('klar batch', { records: event.Records.length, ...result, failed: result.failed.length });
+    const result = await uploadKlarCosts(entries, log);
+    log.info('klar batch', { records: event.Records.length, ...result, failed: result.failed.length });
     return { batchItemFailures: [...unreadable, ...result.failed].map((itemIdentifier) => ({ itemIdentifier })) };
   } catch (error) {
     // Unexpected (e.g. DynamoDB unreachable): every record is retried.
-    logger.error('klar batch failed', { error: describeError(error) });
+    log.error('klar batch failed', { error: describeError(error) });
     count('failedTransient', event.Records.length);
     return { batchItemFailures: event.Records.map((r) => ({ itemIdentifier: r.messageId })) };
   } finally {

@@ -31,3 +31,14 @@ export function orderLogger(fields: { orderId?: number; orderCode?: string; corr
 function stripUndefined(fields: Record<string, unknown>): Record<string, string | number> {
   return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined)) as Record<string, string | number>;
 }
+
+/**
+ * A batch worker's logger: one batch carries many orders, so every line names all of
+ * their correlation ids (capped, to keep lines small).
+ */
+export function batchLogger(correlationIds: readonly string[], limit = 100): Logger {
+  const unique = [...new Set(correlationIds)];
+  return logger.createChild({
+    persistentKeys: { correlationIds: unique.slice(0, limit), ...(unique.length > limit ? { correlationIdsOmitted: unique.length - limit } : {}) },
+  });
+}

@@ -11,6 +11,11 @@ import { getOrderRecords, type OrderRecord } from '../store/history.ts';
 
 export const RECONCILE_PAGE_SIZE = 250;
 
+/**
+ * Every checked order lands in exactly one of inSync, enqueued, skippedByPaymentType and
+ * needsAttention (so they add up to `checked`); `invalid` counts orders the shop returned
+ * that fail the schema, which are not checked.
+ */
 export interface ReconcileSummary {
   since: string;
   checked: number;
@@ -64,7 +69,9 @@ export function klarInSync(order: VersaCommerceOrder, record: OrderRecord | unde
     );
     return record?.klar.state === 'uploaded' && record.klar.transactionCosts === cost && record.klar.currency === currency;
   } catch (error) {
-    if (isPermanent(error)) return record !== undefined && record.klar.state !== 'pending';
+    // No cost can be computed (e.g. no fee rule): the worker records needs-attention, so an
+    // order not yet in that state (handled above) is out of date.
+    if (isPermanent(error)) return false;
     throw error;
   }
 }
@@ -104,10 +111,10 @@ async function check(fetched: FetchedOrder, record: OrderRecord | undefined, sum
   summary.checked++;
   const verdict = komfortkasseVerdict(order, record);
   const klarOk = klarInSync(order, record);
-  if (verdict === 'skipped') summary.skippedByPaymentType++;
-  if (verdict === 'needs-attention' || record?.klar.state === 'needs-attention') summary.needsAttention++;
   if (verdict !== 'out-of-date' && klarOk) {
-    if (verdict === 'in-sync') summary.inSync++;
+    if (verdict === 'needs-attention' || record?.klar.state === 'needs-attention') summary.needsAttention++;
+    else if (verdict === 'skipped') summary.skippedByPaymentType++;
+    else summary.inSync++;
     return;
   }
   summary.enqueued++;

@@ -1,0 +1,120 @@
+import { z } from 'zod';
+import {
+  attemptSchema,
+  findOrderIdByCode,
+  getOrderRecord,
+  KLAR_STATES,
+  KOMFORTKASSE_STATES,
+  listAttempts,
+  type Attempt,
+  type OrderRecord,
+} from '../store/history.ts';
+import { EXIT, indent, printJson, println, renderTable, type CliIo } from './io.ts';
+
+/**
+ * `orderbridge history <orderCode>`: what Orderbridge recorded for one order. The JSON
+ * shape is DESIGN.md's, exactly (absent optional keys omitted); dry-run attempts also carry
+ * the would-be `request`.
+ */
+export const historyJsonSchema = z.object({
+  orderId: z.number(),
+  orderCode: z.string().optional(),
+  komfortkasse: z.object({
+    state: z.enum(KOMFORTKASSE_STATES),
+    payloadHash: z.string().optional(),
+    error: z.string().optional(),
+  }),
+  klar: z.object({
+    state: z.enum(KLAR_STATES),
+    transactionCosts: z.number().optional(),
+    error: z.string().optional(),
+  }),
+  attempts: z.array(
+    attemptSchema.pick({ at: true, target: true, action: true, outcome: true, httpStatus: true, latencyMs: true, error: true, request: true }),
+  ),
+});
+export type HistoryJson = z.infer<typeof historyJsonSchema>;
+
+export interface OrderHistory {
+  record: OrderRecord;
+  attempts: Attempt[];
+}
+
+/**
+ * An order reference as an operator types it: the order code, or the shop's numeric id
+ * (an order whose code never became known — e.g. a notification for a missing order —
+ * is only reachable by id).
+ */
+export async function resolveOrderId(reference: string): Promise<number | undefined> {
+  const ref = reference.trim();
+  if (!ref) return undefined;
+  const byCode = await findOrderIdByCode(ref);
+  if (byCode !== undefined) return byCode;
+  if (/^\d{1,15}$/.test(ref) && (await getOrderRecord(Number(ref)))) return Number(ref);
+  return undefined;
+}
+
+export async function loadOrderHistory(reference: string): Promise<OrderHistory | undefined> {
+  const orderId = await resolveOrderId(reference);
+  if (orderId === undefined) return undefined;
+  const [record, attempts] = await Promise.all([getOrderRecord(orderId), listAttempts(orderId)]);
+  if (!record) return undefined;
+  attempts.sort((a, b) => a.at.localeCompare(b.at));
+  return { record, attempts };
+}
+
+export function toHistoryJson({ record, attempts }: OrderHistory): HistoryJson {
+  return historyJsonSchema.parse({
+    orderId: record.orderId,
+    orderCode: record.orderCode,
+    komfortkasse: record.komfortkasse,
+    klar: record.klar,
+    attempts,
+  });
+}
+
+export function renderHistory(history: OrderHistory): string {
+  const { record, attempts } = history;
+  const kk = record.komfortkasse;
+  const klar = record.klar;
+  const lines: string[] = [];
+  lines.push(`Order ${record.orderCode ?? '(code unknown)'} (id ${record.orderId})${record.updatedAt ? `, last change ${record.updatedAt}` : ''}`);
+  const kkDetails = [kk.payloadHash ? `payload ${kk.payloadHash.slice(0, 12)}…` : undefined, kk.error].filter(Boolean).join(' · ');
+  const klarCosts = klar.transactionCosts !== undefined ? `transaction costs ${klar.transactionCosts.toFixed(2)}${klar.currency ? ` ${klar.currency}` : ''}` : undefined;
+  const klarDetails = [klarCosts, klar.uploadedAt ? `uploaded ${klar.uploadedAt}` : undefined, klar.error].filter(Boolean).join(' · ');
+  for (const [side, state, details] of [
+    ['Komfortkasse', kk.state, kkDetails],
+    ['Klar', klar.state, klarDetails],
+  ]) {
+    lines.push(`  ${side!.padEnd(14)}${state!.padEnd(17)}${details}`.trimEnd());
+  }
+  lines.push('');
+  if (attempts.length === 0) {
+    lines.push('No upstream calls recorded yet.');
+    return lines.join('\n');
+  }
+  lines.push(`Attempts (${attempts.length}):`);
+  const rows = attempts.map((a) => [a.at, a.target, a.action, a.outcome, a.httpStatus, a.latencyMs, a.error]);
+  const table = renderTable(['AT', 'TARGET', 'ACTION', 'OUTCOME', 'HTTP', 'MS', 'ERROR'], rows).split('\n');
+  lines.push(`  ${table[0]}`);
+  attempts.forEach((attempt, index) => {
+    lines.push(`  ${table[index + 1]}`);
+    if (attempt.request) {
+      // DRY_RUN: the exact request the worker would have sent.
+      lines.push(`      would send ${attempt.request.method} ${attempt.request.url}`);
+      if (attempt.request.body !== undefined) lines.push(indent(JSON.stringify(attempt.request.body, null, 2), '        '));
+    }
+  });
+  return lines.join('\n');
+}
+
+export async function runHistory(reference: string, options: { json?: boolean }, io: CliIo): Promise<number> {
+  const history = await loadOrderHistory(reference);
+  if (!history) {
+    println(io.stderr, `orderbridge history: no history for order "${reference}" (not an order code or id Orderbridge has seen)`);
+    return EXIT.failed;
+  }
+  if (options.json) printJson(io, toHistoryJson(history));
+  else println(io.stdout, renderHistory(history));
+  return EXIT.ok;
+}

@@ -1,0 +1,201 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../../bin/cli.ts';
+import { DEFAULT_SINCE_DAYS, sinceFromEvent } from '../../functions/reconcile.ts';
+import { InvalidMessageError } from '../../lib/domain/errors.ts';
+import { getOrderRecord, listAttempts } from '../../lib/store/history.ts';
+import type { ReconcileSummary } from '../../lib/sync/reconcile.ts';
+import type { RunningStack } from '../../local/stack.ts';
+import { buildVersaCommerceOrder } from '../factories/orders.ts';
+import { bootStack, postWebhook, queueDepth, waitFor } from './harness.ts';
+
+const DAY = 86_400_000;
+const daysAgo = (days: number) => new Date(Date.now() - days * DAY);
+
+describe('the reconcile event (scheduled Lambda input)', () => {
+  const now = new Date('2025-06-15T12:00:00Z');
+
+  it('defaults to the last 14 days, as the daily schedule sends {"sinceDays":14}', () => {
+    expect(DEFAULT_SINCE_DAYS).toBe(14);
+    expect(sinceFromEvent({ sinceDays: 14 }, now)).toEqual({ since: new Date('2025-06-01T12:00:00Z'), dryRun: false });
+    // a bare EventBridge scheduled event carries no input
+    expect(sinceFromEvent({ source: 'aws.events', 'detail-type': 'Scheduled Event', detail: {} }, now).since).toEqual(new Date('2025-06-01T12:00:00Z'));
+    expect(sinceFromEvent(undefined, now).since).toEqual(new Date('2025-06-01T12:00:00Z'));
+  });
+
+  it('takes an explicit since date and dryRun from a console test event', () => {
+    expect(sinceFromEvent({ since: '2026-01-01', dryRun: true }, now)).toEqual({ since: new Date('2026-01-01T00:00:00Z'), dryRun: true });
+    expect(sinceFromEvent({ since: '2026-01-01T08:00:00+01:00' }, now).since).toEqual(new Date('2026-01-01T07:00:00Z'));
+  });
+
+  it.each([[{ since: 'last monday' }], [{ sinceDays: 0 }], [{ sinceDays: 'many' }], [{ dryRun: 'yes' }]])('fails loudly on %j instead of guessing', (event) => {
+    expect(() => sinceFromEvent(event, now)).toThrow(InvalidMessageError);
+  });
+});
+
+// Reconciliation end to end: the VersaCommerce simulator holds the shop's orders, some of
+// which reached Orderbridge by webhook and one of which did not.
+describe('reconcile through the local stack', () => {
+  let stack: RunningStack;
+  let dir: string;
+  let stateFile: string;
+
+  beforeAll(async () => {
+    stack = await bootStack();
+    dir = mkdtempSync(join(tmpdir(), 'orderbridge-reconcile-'));
+    stateFile = join(dir, 'local-stack.json');
+    writeFileSync(
+      stateFile,
+      JSON.stringify({ pid: process.pid, url: stack.url, env: stack.env, queues: Object.fromEntries(Object.entries(stack.queues).map(([k, q]) => [k, q.url])) }),
+    );
+  });
+  afterAll(async () => {
+    await stack?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function cli(...args: string[]) {
+    let stdout = '';
+    let stderr = '';
+    const code = await runCli([...args, '--local-state', stateFile], {
+      stdout: { write: (s: string) => (stdout += s) },
+      stderr: { write: (s: string) => (stderr += s) },
+    });
+    return { code, stdout, stderr };
+  }
+  const vc = () => stack.simulators.versaCommerce!;
+  const kkSubmits = (code: string) => stack.simulators.komfortkasse!.requests.filter((r) => r.method === 'POST' && r.path === `/api/v2/order/${code}`);
+  const order = (id: number, createdAt: Date, overrides: Record<string, unknown> = {}) =>
+    buildVersaCommerceOrder({ id, code: `RC-${id}`, created_at: createdAt.toISOString(), ...overrides });
+  /** Waits until both sides of an order are recorded (and the Klar attempt is logged). */
+  const synced = (id: number, kkState = 'submitted') =>
+    waitFor(async () => {
+      const record = await getOrderRecord(id);
+      const klarLogged = (await listAttempts(id)).some((a) => a.target === 'klar');
+      return record?.komfortkasse.state === kkState && record.klar.state === 'uploaded' && klarLogged ? record : undefined;
+    }, `order ${id} to sync`);
+
+  const recent = daysAgo(2);
+  const viaWebhook = order(9001, recent, { payment_type: 'cod' });
+  const paypal = order(9002, recent, { payment_type: 'paypal' });
+  const lost = order(9003, recent, { payment_type: 'invoice' }); // its webhook never arrived
+  const canceledNeverSeen = order(9004, recent, { status: 'canceled' });
+  const old = order(9005, daysAgo(30), { payment_type: 'invoice' }); // before --since
+  const since = daysAgo(7).toISOString().slice(0, 10);
+
+  it('finds the order whose webhook was lost and enqueues exactly that one', async () => {
+    // prepare: the shop has five orders; two came by webhook and are synced
+    for (const o of [viaWebhook, paypal, lost, canceledNeverSeen, old]) vc().addOrder(o);
+    for (const o of [viaWebhook, paypal]) expect((await postWebhook(stack, { order: o })).status).toBe(202);
+    await synced(viaWebhook.id);
+    await synced(paypal.id, 'skipped');
+
+    // act 1: dry run
+    const dry = await cli('reconcile', '--since', since, '--dry-run', '--json');
+    // assess 1: the lost order would be enqueued; nothing is
+    expect(dry.code).toBe(0);
+    const drySummary = JSON.parse(dry.stdout) as ReconcileSummary;
+    expect(drySummary).toEqual({
+      since: `${since}T00:00:00.000Z`,
+      checked: 4,
+      inSync: 2, // the webhook order, and the canceled order that never needed sending
+      enqueued: 1,
+      skippedByPaymentType: 1,
+      needsAttention: 0,
+      invalid: 0,
+      enqueuedOrderIds: [lost.id],
+      dryRun: true,
+    });
+    expect(await queueDepth(stack, stack.queues.orders.url)).toBe(0);
+    expect(await queueDepth(stack, stack.queues.klarCosts.url)).toBe(0);
+    expect(await getOrderRecord(lost.id)).toBeUndefined();
+
+    // act 2: for real, with the readable summary
+    const run = await cli('reconcile', '--since', since);
+    // assess 2
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/checked\s+4\n/);
+    expect(run.stdout).toMatch(/in sync\s+2\n/);
+    expect(run.stdout).toMatch(new RegExp(`enqueued\\s+1\\s+order ids ${lost.id}\\n`));
+    expect(run.stdout).toMatch(/skipped \(payment type\)\s+1\n/);
+    expect(run.stdout).toMatch(/needs-attention\s+0/);
+    expect(run.stderr).toMatch(/reconcile: page 1 — 4 checked, 1 enqueued/);
+    const record = await synced(lost.id);
+    expect(record.orderCode).toBe(lost.code);
+    expect(kkSubmits(lost.code)).toHaveLength(1);
+    expect(kkSubmits(old.code)).toHaveLength(0);
+    expect(kkSubmits(viaWebhook.code)).toHaveLength(1); // not submitted again
+    const listCalls = vc().requests.filter((r) => r.path === '/api/orders.json');
+    expect(listCalls.at(-1)?.query).toMatchObject({ limit: '250', offset: '0', created_at_min: `${since}T00:00:00.000Z` });
+
+    // act 3: now everything is in sync
+    const again = JSON.parse((await cli('reconcile', '--since', since, '--json')).stdout) as ReconcileSummary;
+    expect(again).toMatchObject({ checked: 4, inSync: 3, enqueued: 0, skippedByPaymentType: 1 });
+  });
+
+  it('re-enqueues an order that changed in the shop, and counts needs-attention without re-enqueueing it', async () => {
+    // prepare: the shop changed the webhook order's total; another order is stuck in needs-attention
+    const oldHash = (await getOrderRecord(viaWebhook.id))!.komfortkasse.payloadHash;
+    const changed = { ...viaWebhook, total: '20.00' };
+    vc().addOrder(changed);
+    const rejected = order(9006, recent, { payment_type: 'invoice' });
+    vc().addOrder(rejected);
+    stack.simulators.komfortkasse!.injectFault({ pathPrefix: `/api/v2/order/${rejected.code}`, status: 400, body: { error: 'invalid order' } });
+    expect((await postWebhook(stack, { order: rejected })).status).toBe(202);
+    await waitFor(async () => (await getOrderRecord(rejected.id))?.komfortkasse.state === 'needs-attention', 'needs-attention');
+    await waitFor(async () => (await getOrderRecord(rejected.id))?.klar.state === 'uploaded', 'the Klar side of the rejected order');
+    // act
+    const summary = JSON.parse((await cli('reconcile', '--since', since, '--json')).stdout) as ReconcileSummary;
+    // assess
+    expect(summary).toMatchObject({ checked: 5, enqueued: 1, enqueuedOrderIds: [viaWebhook.id], needsAttention: 1, skippedByPaymentType: 1, inSync: 2 });
+    expect(summary.inSync + summary.enqueued + summary.needsAttention + summary.skippedByPaymentType).toBe(summary.checked);
+    await waitFor(async () => {
+      const record = await getOrderRecord(viaWebhook.id);
+      return record?.komfortkasse.state === 'submitted' && record.komfortkasse.payloadHash !== oldHash;
+    }, 'the changed order to be updated');
+    expect(kkSubmits(viaWebhook.code)).toHaveLength(2);
+    expect(kkSubmits(viaWebhook.code)[1]!.body).toMatchObject({ amount: 20 });
+  });
+
+  it('the scheduled Lambda reconciles the last 14 days', async () => {
+    // prepare: two more lost webhooks; PayPal is never sent to Komfortkasse, but Klar needs its cost
+    const lostToo = order(9007, daysAgo(1), { payment_type: 'prepayment' });
+    const lostPaypal = order(9008, daysAgo(1), { payment_type: 'paypal' });
+    vc().addOrder(lostToo);
+    vc().addOrder(lostPaypal);
+    // act
+    const summary = (await stack.fireSchedule('reconcile')) as ReconcileSummary;
+    // assess: the 30-day-old order is outside the window; each order is counted once
+    expect(summary.enqueuedOrderIds).toEqual([lostToo.id, lostPaypal.id]);
+    expect(summary).toMatchObject({ checked: 7, enqueued: 2, skippedByPaymentType: 1, needsAttention: 1, inSync: 3 });
+    expect(new Date(summary.since).getTime()).toBeCloseTo(daysAgo(14).getTime(), -5);
+    await synced(lostToo.id);
+    const paypalRecord = await waitFor(async () => {
+      const record = await getOrderRecord(lostPaypal.id);
+      return record?.klar.state === 'uploaded' ? record : undefined;
+    }, "the PayPal order's Klar cost");
+    expect(paypalRecord.klar.transactionCosts).toBe(0.75); // 2.49 % of 15.94 + 0.35
+    expect(kkSubmits(lostPaypal.code)).toHaveLength(0);
+  });
+
+  it('pages through the shop 250 orders at a time', async () => {
+    // prepare: 300 old orders the pipeline never saw
+    for (let i = 0; i < 300; i++) vc().addOrder(order(20_000 + i, new Date('2024-03-01T10:00:00Z')));
+    const before = vc().requests.length;
+    // act
+    const dry = await cli('reconcile', '--since', '2024-01-01', '--dry-run', '--json');
+    // assess
+    const summary = JSON.parse(dry.stdout) as ReconcileSummary;
+    expect(summary.checked).toBe(vc().orders.size);
+    expect(summary.enqueued).toBe(301); // the 300 and the 30-day-old one
+    const pages = vc().requests.slice(before).filter((r) => r.path === '/api/orders.json');
+    expect(pages.map((r) => [r.query.limit, r.query.offset])).toEqual([
+      ['250', '0'],
+      ['250', '250'],
+    ]);
+    expect(dry.stderr).toMatch(/page 1 — 250 checked[\s\S]*page 2 — \d+ checked/);
+    expect(await queueDepth(stack, stack.queues.orders.url)).toBe(0);
+  });
+});
