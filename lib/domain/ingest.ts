@@ -6,6 +6,7 @@ import {
   orderIdFromSubject,
 } from './versacommerce.ts';
 import {
+  klarCostMessageFor,
   klarCostMessageSchema,
   orderChangedMessageSchema,
   type KlarCostMessage,
@@ -148,16 +149,7 @@ export async function acceptWebhook(request: WebhookRequest, deps: IngestDeps): 
       correlationId,
     };
     costMessage = {
-      kind: 'klar-cost',
-      orderId: order.id,
-      orderCode: order.code,
-      total: order.total,
-      currency: order.currency,
-      paymentType: order.payment_type ?? undefined,
-      status: order.status,
-      createdAt: order.created_at,
-      receivedAt,
-      correlationId,
+      ...klarCostMessageFor(order, { receivedAt, correlationId }),
     };
     sourceOf = ORDER_FIELD_SOURCES;
   } else if ('subject' in body) {

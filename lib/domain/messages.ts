@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import type { VersaCommerceOrder } from './versacommerce.ts';
 
 /**
  * Queue message shapes. An "order changed" message means "order X may have changed":
@@ -31,3 +32,22 @@ export const klarCostMessageSchema = z.object({
   correlationId: z.string().min(1),
 });
 export type KlarCostMessage = z.infer<typeof klarCostMessageSchema>;
+
+/** The cost message for an order we hold: only the facts the fee needs, no personal data. */
+export function klarCostMessageFor(
+  order: Pick<VersaCommerceOrder, 'id' | 'code' | 'total' | 'currency' | 'payment_type' | 'status' | 'created_at'>,
+  meta: { receivedAt: string; correlationId: string },
+): KlarCostMessage {
+  return {
+    kind: 'klar-cost',
+    orderId: order.id,
+    orderCode: order.code,
+    total: order.total,
+    currency: order.currency,
+    paymentType: order.payment_type ?? undefined,
+    status: order.status,
+    createdAt: order.created_at,
+    receivedAt: meta.receivedAt,
+    correlationId: meta.correlationId,
+  };
+}

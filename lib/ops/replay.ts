@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { fetchOrder, type FetchedOrder } from '../clients/versacommerce.ts';
 import { OrderbridgeError, UpstreamError, describeError } from '../domain/errors.ts';
+import { klarCostMessageFor } from '../domain/messages.ts';
 import { enqueueKlarCost, enqueueOrderChanged } from '../queue/orders.ts';
 import { getOrderRecord } from '../store/history.ts';
 import { resolveOrderId } from './history-view.ts';
@@ -66,16 +67,8 @@ export async function replayOrder(reference: string): Promise<ReplayResult> {
     correlationId,
   });
   const order = fetched?.order;
-  await enqueueKlarCost({
-    kind: 'klar-cost',
-    orderId,
-    orderCode,
-    ...(order
-      ? { total: order.total, currency: order.currency, paymentType: order.payment_type ?? undefined, status: order.status, createdAt: order.created_at }
-      : {}),
-    receivedAt,
-    correlationId,
-  });
+  // Without a snapshot the Klar worker fetches the order itself.
+  await enqueueKlarCost(order ? klarCostMessageFor(order, { receivedAt, correlationId }) : { kind: 'klar-cost', orderId, orderCode, receivedAt, correlationId });
   return { orderId, orderCode, snapshot: fetched !== undefined, fetchError, correlationId };
 }
 

@@ -3,6 +3,7 @@ import { listOrders, type FetchedOrder } from '../clients/versacommerce.ts';
 import { feeSchedule, paymentTypeMap } from '../config/mapping.ts';
 import { isPermanent } from '../domain/errors.ts';
 import { feeFor } from '../domain/fees.ts';
+import { klarCostMessageFor } from '../domain/messages.ts';
 import { desiredKomfortkasseState, payloadHash, toIsoCurrency } from '../domain/komfortkasse-mapping.ts';
 import { parseVersaCommerceDate, type VersaCommerceOrder } from '../domain/versacommerce.ts';
 import { count } from '../observability/metrics.ts';
@@ -134,17 +135,6 @@ async function check(fetched: FetchedOrder, record: OrderRecord | undefined, sum
     });
   }
   if (!klarOk) {
-    await enqueueKlarCost({
-      kind: 'klar-cost',
-      orderId: order.id,
-      orderCode: order.code,
-      total: order.total,
-      currency: order.currency,
-      paymentType: order.payment_type ?? undefined,
-      status: order.status,
-      createdAt: order.created_at,
-      receivedAt,
-      correlationId,
-    });
+    await enqueueKlarCost(klarCostMessageFor(order, { receivedAt, correlationId }));
   }
 }
