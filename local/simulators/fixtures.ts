@@ -4,7 +4,7 @@
  * including VersaCommerce's odd `created_at` form, because that is what real shops send.
  */
 
-const seedAddress = (category: 'shipping' | 'billing', id: number): Record<string, unknown> => ({
+export const seedAddress = (category: 'shipping' | 'billing', id: number): Record<string, unknown> => ({
   category,
   city: 'Welver',
   company: 'VersaCommerce',
