@@ -75,31 +75,43 @@ export class SqsEventSource {
     }
   }
 
+  /**
+   * Like Lambda's batching window: the window opens with the first message, and the batch
+   * is handed over when it is full or the window closes. Receives are never aborted: an
+   * aborted long poll would still take messages on the emulator's side and hide them for
+   * the whole visibility timeout, so stop() waits for it (at most 1 s) instead.
+   */
   private async collect(): Promise<Message[]> {
     const batch: Message[] = [];
-    const deadline = Date.now() + this.options.batchWindowMs;
-    do {
-      const remaining = this.options.batchSize - batch.length;
-      const waitSeconds = batch.length === 0 ? 1 : Math.min(1, Math.max(0, Math.floor((deadline - Date.now()) / 1000)));
+    let deadline = Infinity;
+    while (this.running && batch.length < this.options.batchSize) {
+      const remainingMs = deadline - Date.now();
+      if (batch.length > 0 && remainingMs <= 0) break;
+      const waitSeconds = batch.length === 0 ? 1 : Math.min(1, Math.floor(remainingMs / 1000));
       const result = await this.sqs.send(
         new ReceiveMessageCommand({
           QueueUrl: this.queue.url,
-          MaxNumberOfMessages: Math.min(10, remaining),
+          MaxNumberOfMessages: Math.min(10, this.options.batchSize - batch.length),
           WaitTimeSeconds: waitSeconds,
           MessageSystemAttributeNames: ['All'],
           MessageAttributeNames: ['All'],
           VisibilityTimeout: this.queue.visibilityTimeout,
         }),
-        { abortSignal: this.abort.signal },
       );
       const messages = result.Messages ?? [];
-      batch.push(...messages);
-      if (messages.length === 0 && (batch.length > 0 || !this.running)) {
-        if (Date.now() >= deadline) break;
-        if (this.options.batchWindowMs === 0) break;
+      if (batch.length === 0) {
+        if (messages.length === 0) break; // an empty long poll: let run() look at `running`
+        deadline = Date.now() + this.options.batchWindowMs;
       }
-      if (batch.length === 0) return batch;
-    } while (batch.length < this.options.batchSize && Date.now() < deadline && this.running);
+      batch.push(...messages);
+      // A short poll came back empty: do not spin on the emulator for the rest of the window.
+      if (messages.length === 0 && waitSeconds === 0) await sleep(Math.min(100, Math.max(0, deadline - Date.now())));
+    }
+    if (!this.running && batch.length > 0) {
+      // Stopping mid-window: hand the messages back now, not after the visibility timeout.
+      await this.delayRetry(batch, 0);
+      return [];
+    }
     return batch;
   }
 

@@ -1,7 +1,8 @@
-import type { KyInstance } from 'ky';
+import { HTTPError, type KyInstance } from 'ky';
+import { z } from 'zod';
 import { config, requiredSecret } from '../config/index.ts';
-import { UpstreamError } from '../domain/errors.ts';
-import { klarBody, klarInvalidResponseSchema, type KlarError, type TransactionCosts } from '../domain/klar.ts';
+import { InvalidMessageError, UpstreamError } from '../domain/errors.ts';
+import { klarBody, klarErrorSchema, klarInvalidResponseSchema, transactionCostsSchema, type KlarError, type TransactionCosts } from '../domain/klar.ts';
 import { createUpstreamClient, toUpstreamError } from './http.ts';
 import { memoized } from './registry.ts';
 
@@ -10,7 +11,7 @@ const UPSTREAM = 'Klar';
 async function client(): Promise<KyInstance> {
   const env = config();
   const token = await requiredSecret('KLAR_API_TOKEN');
-  return memoized(`klar:${env.KLAR_BASE_URL}:${token}`, () =>
+  return memoized(`klar:${env.KLAR_BASE_URL}:${token}:${env.UPSTREAM_RETRY_LIMIT}:${env.UPSTREAM_RETRY_BASE_MS}`, () =>
     createUpstreamClient({
       upstream: UPSTREAM,
       baseUrl: env.KLAR_BASE_URL,
@@ -22,58 +23,110 @@ async function client(): Promise<KyInstance> {
   );
 }
 
+/** `<version>/transaction-costs/json`, relative to the host-only KLAR_BASE_URL. */
 export function uploadPath(): string {
   return `${config().KLAR_API_VERSION}/transaction-costs/json`;
 }
 
 export function describeUpload(costs: TransactionCosts[]) {
-  return { method: 'POST', url: `${config().KLAR_BASE_URL}/${uploadPath()}`, body: klarBody(costs, config().KLAR_BODY_WRAPPER as 'items') };
+  return { method: 'POST', url: `${config().KLAR_BASE_URL}/${uploadPath()}`, body: klarBody(costs, config().KLAR_BODY_WRAPPER) };
 }
 
 export type UploadResult =
+  /** 2xx without complaints: every cost is stored. */
   | { outcome: 'valid'; status: number; latencyMs: number }
+  /** 2xx naming rejected entries (e.g. 207): those failed, the others are stored. */
+  | { outcome: 'partial'; status: number; latencyMs: number; errors: KlarError[] }
+  /** 400 INVALID: nothing is stored; the errors name the offending entries. */
   | { outcome: 'invalid'; status: number; latencyMs: number; errors: KlarError[] };
 
-/** One POST of up to 1000 costs. INVALID is an answer, not an exception: the caller maps it. */
+/** A 2xx body that lists per-entry errors, whatever its `status` says. */
+const partialResponseSchema = z.looseObject({ status: z.string().optional(), errors: z.array(klarErrorSchema).min(1) });
+
+/**
+ * One POST of up to 1000 costs (retried per http.ts on network errors, 408/425/429/5xx).
+ * INVALID and partial answers are results, not exceptions: the caller maps them back to
+ * the orders. Every other failure throws an UpstreamError saying whether to retry.
+ */
 export async function uploadTransactionCosts(costs: TransactionCosts[]): Promise<UploadResult> {
+  // Last guard for the seed's rule: orderId a string, optional fields absent, never null/0.
+  const parsed = z.array(transactionCostsSchema).safeParse(costs);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new InvalidMessageError(`transaction costs break Klar's schema at ${issue?.path.join('.')}: ${issue?.message}`, { cause: parsed.error });
+  }
+  const checked = parsed.data;
   const api = await client();
   const started = performance.now();
-  const body = klarBody(costs, config().KLAR_BODY_WRAPPER as 'items');
+  const elapsed = () => Math.round(performance.now() - started);
+  const body = klarBody(checked, config().KLAR_BODY_WRAPPER);
+  let response: Response;
   try {
-    const response = await api.post(uploadPath(), { json: body });
-    return { outcome: 'valid', status: response.status, latencyMs: Math.round(performance.now() - started) };
+    response = await api.post(uploadPath(), { json: body });
   } catch (error) {
     const upstream = await toUpstreamError(UPSTREAM, error);
-    if (upstream.status === 400) {
-      const invalid = klarInvalidResponseSchema.safeParse(await responseJson(error));
-      if (invalid.success) {
-        return { outcome: 'invalid', status: 400, latencyMs: Math.round(performance.now() - started), errors: invalid.data.errors };
-      }
+    if (upstream.status === 400 && error instanceof HTTPError) {
+      const invalid = klarInvalidResponseSchema.safeParse(jsonData(error.data));
+      if (invalid.success) return { outcome: 'invalid', status: 400, latencyMs: elapsed(), errors: invalid.data.errors };
     }
     throw upstream;
   }
+  const answer = await readJson(response);
+  const invalid = klarInvalidResponseSchema.safeParse(answer);
+  // INVALID means "nothing stored", even if a proxy turned the status into a 2xx.
+  if (invalid.success) return { outcome: 'invalid', status: response.status, latencyMs: elapsed(), errors: invalid.data.errors };
+  const partial = partialResponseSchema.safeParse(answer);
+  if (partial.success) return { outcome: 'partial', status: response.status, latencyMs: elapsed(), errors: partial.data.errors };
+  if (response.status === 207) {
+    // Some entries failed, but we cannot tell which: the upload is an idempotent upsert,
+    // so sending the batch again (SQS retry) is safe, and persistent trouble ends in the DLQ.
+    throw new UpstreamError(UPSTREAM, 'Klar answered 207 without naming the rejected entries', 'transient', { status: 207 });
+  }
+  return { outcome: 'valid', status: response.status, latencyMs: elapsed() };
 }
 
-async function responseJson(error: unknown): Promise<unknown> {
-  const response = (error as { response?: Response }).response;
+/** ky 2 has already read an error's body into `data` (JSON or text). */
+function jsonData(data: unknown): unknown {
+  if (typeof data !== 'string') return data;
   try {
-    return response ? await response.clone().json() : undefined;
+    return JSON.parse(data) as unknown;
   } catch {
     return undefined;
   }
 }
 
-/** GET /transaction-costs/state; some docs say /status, so fall back to it on 404. */
-export async function fetchKlarState(): Promise<{ endpoint: string; body: unknown }> {
+async function readJson(response: Response): Promise<unknown> {
+  try {
+    const text = await response.text();
+    return text.trim() === '' ? undefined : (JSON.parse(text) as unknown);
+  } catch {
+    return undefined;
+  }
+}
+
+export const STATE_ENDPOINTS = ['/transaction-costs/state', '/transaction-costs/status'] as const;
+
+/**
+ * GET /transaction-costs/state (no version segment, as seed 003 shows it); some docs say
+ * /status, so a 404 on /state falls back to it. Returns the raw body for parseKlarState.
+ */
+export async function fetchKlarState(): Promise<{ endpoint: (typeof STATE_ENDPOINTS)[number]; body: unknown }> {
   const api = await client();
-  for (const endpoint of ['transaction-costs/state', 'transaction-costs/status']) {
+  for (const endpoint of STATE_ENDPOINTS) {
+    let response: Response;
     try {
-      return { endpoint: `/${endpoint}`, body: await api.get(endpoint).json() };
+      // Relative (no leading slash) so it resolves against the base URL's path, if any.
+      response = await api.get(endpoint.slice(1));
     } catch (error) {
       const upstream = await toUpstreamError(UPSTREAM, error);
-      if (upstream.status === 404 && endpoint.endsWith('state')) continue;
+      if (upstream.status === 404 && endpoint === STATE_ENDPOINTS[0]) continue;
       throw upstream;
     }
+    const body = await readJson(response);
+    if (body === undefined) {
+      throw new UpstreamError(UPSTREAM, `Klar ${endpoint} answered ${response.status} without a JSON body`, 'permanent', { status: response.status });
+    }
+    return { endpoint, body };
   }
   throw new UpstreamError(UPSTREAM, 'no state endpoint answered', 'permanent');
 }
