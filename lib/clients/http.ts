@@ -2,7 +2,7 @@ import ky, { HTTPError, TimeoutError, type KyInstance, type Options } from 'ky';
 import { UpstreamError } from '../domain/errors.ts';
 
 /** Statuses worth another try (DESIGN: 408, 425, 429 and 5xx); every other 4xx is final. */
-export const RETRYABLE_STATUSES = [408, 425, 429, 500, 502, 503, 504] as const;
+export const RETRYABLE_STATUSES: readonly number[] = [408, 425, 429, ...Array.from({ length: 100 }, (_, i) => 500 + i)];
 
 export function isRetryableStatus(status: number): boolean {
   return status === 408 || status === 425 || status === 429 || status >= 500;

@@ -2,7 +2,7 @@ import { isHTTPError, type KyInstance, type RetryOptions } from 'ky';
 import { config, requiredSecret } from '../config/index.ts';
 import { UpstreamError } from '../domain/errors.ts';
 import { komfortkasseOrderResponseSchema, type KomfortkasseOrder, type KomfortkasseOrderResponse } from '../domain/komfortkasse.ts';
-import { RETRYABLE_STATUSES, createUpstreamClient, toUpstreamError } from './http.ts';
+import { createUpstreamClient, toUpstreamError } from './http.ts';
 import { memoized } from './registry.ts';
 
 const UPSTREAM = 'Komfortkasse';
@@ -58,8 +58,7 @@ function notAppliedStatus(status: number): boolean {
 }
 
 /**
- * DESIGN: retry network errors, timeouts, 408/425/429 and every 5xx (the shared list only
- * names the common ones). A creating submission carries `initialDunningLevel`, which
+ * DESIGN: retry network errors, timeouts, 408/425/429 and every 5xx. A creating submission carries `initialDunningLevel`, which
  * Komfortkasse refuses on an existing order, so it is only retried when the answer proves
  * the try was not applied; otherwise the redelivery re-sends it without the level.
  */
@@ -69,7 +68,6 @@ function retryPolicy(creating: boolean): RetryOptions {
       if (isHTTPError(error)) {
         const status = error.response.status;
         if (creating && !notAppliedStatus(status)) return false;
-        if (status >= 500 && !(RETRYABLE_STATUSES as readonly number[]).includes(status)) return true;
         return undefined; // the shared policy: status list, Retry-After
       }
       return creating ? false : undefined;
