@@ -127,7 +127,9 @@ async function check(fetched: FetchedOrder, record: OrderRecord | undefined, sum
       kind: 'order-changed',
       orderId: order.id,
       orderCode: order.code,
-      order: raw,
+      // A removed order comes back only on the shop's word at processing time: without a
+      // snapshot the worker fetches it, so this listing (maybe older than a cancel) cannot.
+      order: record?.komfortkasse.state === 'removed' ? undefined : raw,
       source: 'reconcile',
       receivedAt,
       deliveryId: `reconcile:${order.id}:${receivedAt}`,

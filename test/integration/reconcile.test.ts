@@ -199,3 +199,32 @@ describe('reconcile through the local stack', () => {
     expect(await queueDepth(stack, stack.queues.orders.url)).toBe(0);
   });
 });
+
+describe('reconcile and a removed order the shop reopened', () => {
+  let stack: RunningStack;
+  beforeAll(async () => {
+    stack = await bootStack();
+  });
+  afterAll(async () => stack?.stop());
+
+  it('brings it back on the shop\'s word, fetched when the worker runs', async () => {
+    // prepare: submitted, then canceled (removed from Komfortkasse), then reopened in the shop
+    const open = buildVersaCommerceOrder({ id: 9100, code: 'RC-9100', created_at: daysAgo(1).toISOString(), payment_type: 'invoice' });
+    const vc = stack.simulators.versaCommerce!;
+    const kk = stack.simulators.komfortkasse!;
+    expect((await postWebhook(stack, { order: open })).status).toBe(202);
+    await waitFor(async () => (await getOrderRecord(open.id))?.komfortkasse.state === 'submitted', 'the submit');
+    expect((await postWebhook(stack, { order: { ...open, status: 'canceled' } })).status).toBe(202);
+    await waitFor(async () => (await getOrderRecord(open.id))?.komfortkasse.state === 'removed', 'the remove');
+    vc.addOrder(open);
+    const fetchesBefore = vc.requests.filter((r) => r.path === `/api/orders/${open.id}.json`).length;
+    // act
+    const summary = (await stack.fireSchedule('reconcile')) as ReconcileSummary;
+    // assess: enqueued without a snapshot, so the worker asked the shop and resubmitted
+    expect(summary.enqueuedOrderIds).toContain(open.id);
+    await waitFor(async () => (await getOrderRecord(open.id))?.komfortkasse.state === 'submitted', 'the resubmission');
+    expect(vc.requests.filter((r) => r.path === `/api/orders/${open.id}.json`).length).toBeGreaterThan(fetchesBefore);
+    expect(kk.orders.get(open.code)?.paymentStatus).toBe('UNPAID');
+    expect(kk.requests.filter((r) => r.path === `/api/v2/order/${open.code}`)).toHaveLength(2);
+  });
+});
