@@ -1,5 +1,5 @@
 import middy from '@middy/core';
-import { z } from 'zod';
+import * as z from 'zod';
 import { config } from '../lib/config/index.ts';
 import { InvalidMessageError, describeError } from '../lib/domain/errors.ts';
 import { logger } from '../lib/observability/logger.ts';

@@ -1,5 +1,5 @@
 import { HTTPError, type KyInstance } from 'ky';
-import { z } from 'zod';
+import * as z from 'zod';
 import { config, requiredSecret } from '../config/index.ts';
 import { InvalidMessageError, UpstreamError } from '../domain/errors.ts';
 import { klarBody, klarErrorSchema, klarInvalidResponseSchema, transactionCostsSchema, type KlarError, type TransactionCosts } from '../domain/klar.ts';

@@ -1,4 +1,4 @@
-import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import type { SSMClient } from '@aws-sdk/client-ssm';
 import { ConfigError } from '../domain/errors.ts';
 
 /**
@@ -40,8 +40,10 @@ async function resolveSecret(name: SecretName, env: NodeJS.ProcessEnv): Promise<
   if (direct) return direct;
   const parameter = env[`${name}_PARAMETER`]?.trim();
   if (!parameter) return undefined;
-  ssm ??= new SSMClient({});
   try {
+    // Loaded on first use: functions whose secrets come from the environment never pay for it.
+    const { SSMClient, GetParameterCommand } = await import('@aws-sdk/client-ssm');
+    ssm ??= new SSMClient({});
     const result = await ssm.send(new GetParameterCommand({ Name: parameter, WithDecryption: true }));
     const value = result.Parameter?.Value?.trim();
     if (!value) throw new ConfigError(`SSM parameter ${parameter} (${name}_PARAMETER) is empty`, [`${name}_PARAMETER`]);

@@ -191,9 +191,12 @@ export async function acceptWebhook(request: WebhookRequest, deps: IngestDeps): 
 
   const ids = { orderId: orderMessage.orderId, orderCode: orderMessage.orderCode };
   try {
-    // One after the other: when orders.fifo refuses, nothing at all was stored.
-    await deps.enqueueOrderChanged(checkedOrder.data);
-    await deps.enqueueKlarCost(checkedCost.data);
+    // Both at once (the webhook's latency is one SQS round trip, not two). When one send
+    // fails, a copy that got through is harmless: orders.fifo deduplicates the retry and
+    // the Klar worker only uploads a cost that changed.
+    const sent = await Promise.allSettled([deps.enqueueOrderChanged(checkedOrder.data), deps.enqueueKlarCost(checkedCost.data)]);
+    const failure = sent.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+    if (failure) throw failure.reason;
   } catch (cause) {
     // The shop retries a 503; a 202 would promise a message that may not be stored.
     // A retry is harmless: orders.fifo deduplicates it and the workers are level-triggered.

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { KLAR_STATES, KOMFORTKASSE_STATES, listNeedsAttention, type OrderRecord } from '../store/history.ts';
 import { EXIT, printJson, println, renderTable, type CliIo } from './io.ts';
 
