@@ -44,6 +44,11 @@ export class SqsEventSource {
       reportBatchItemFailures: boolean;
       /** locally, hand failed records back sooner than the full visibility timeout */
       retryDelaySeconds?: number;
+      /**
+       * Concurrent invocations. Lambda scales a FIFO source by message group; the queue
+       * itself keeps a group's messages in order (a group with one in flight is not handed out).
+       */
+      concurrency?: number;
       onInvocation?: (log: InvocationLog) => void;
     },
   ) {}
@@ -52,7 +57,7 @@ export class SqsEventSource {
     if (this.running) return;
     this.running = true;
     this.abort = new AbortController();
-    this.loop = this.run();
+    this.loop = Promise.all(Array.from({ length: Math.max(1, this.options.concurrency ?? 1) }, () => this.run())).then(() => undefined);
   }
 
   async stop(): Promise<void> {

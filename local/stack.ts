@@ -48,6 +48,8 @@ export interface StackOptions {
   visibilityTimeoutSeconds?: number;
   /** hand failed records back after this many seconds instead of the full visibility timeout */
   retryDelaySeconds?: number;
+  /** concurrent invocations per FIFO event source (default 4) */
+  fifoConcurrency?: number;
   /** start the SQS pollers (default true) */
   workers?: boolean;
   /** start the schedules' timers (default true; `fireSchedule` works either way) */
@@ -198,6 +200,8 @@ export async function startStack(options: StackOptions = {}): Promise<RunningSta
               timeoutSeconds: fn.timeoutSeconds,
               reportBatchItemFailures: event.reportBatchItemFailures,
               retryDelaySeconds: options.retryDelaySeconds,
+              // FIFO: parallel per message group, as Lambda does; batched sources: one at a time.
+              concurrency: queue.fifo ? (options.fifoConcurrency ?? 4) : 1,
               onInvocation: options.onInvocation,
             }),
           );
