@@ -28,6 +28,8 @@ export const klarCostMessageSchema = z.object({
   paymentType: z.string().optional(),
   status: z.string().optional(),
   createdAt: z.string().optional(),
+  /** the order's `updated_at`, so an older copy never overwrites a newer cost */
+  updatedAt: z.string().optional(),
   receivedAt: z.iso.datetime(),
   correlationId: z.string().min(1),
 });
@@ -35,7 +37,7 @@ export type KlarCostMessage = z.infer<typeof klarCostMessageSchema>;
 
 /** The cost message for an order we hold: only the facts the fee needs, no personal data. */
 export function klarCostMessageFor(
-  order: Pick<VersaCommerceOrder, 'id' | 'code' | 'total' | 'currency' | 'payment_type' | 'status' | 'created_at'>,
+  order: Pick<VersaCommerceOrder, 'id' | 'code' | 'total' | 'currency' | 'payment_type' | 'status' | 'created_at' | 'updated_at'>,
   meta: { receivedAt: string; correlationId: string },
 ): KlarCostMessage {
   return {
@@ -47,6 +49,7 @@ export function klarCostMessageFor(
     paymentType: order.payment_type ?? undefined,
     status: order.status,
     createdAt: order.created_at,
+    ...(typeof order.updated_at === 'string' && order.updated_at ? { updatedAt: order.updated_at } : {}),
     receivedAt: meta.receivedAt,
     correlationId: meta.correlationId,
   };

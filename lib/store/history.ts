@@ -60,6 +60,8 @@ export const orderRecordSchema = z.object({
     currency: z.string().optional(),
     error: z.string().optional(),
     uploadedAt: z.string().optional(),
+    /** `updated_at` of the order snapshot behind the recorded cost */
+    sourceUpdatedAt: z.string().optional(),
     version: z.number(),
   }),
   updatedAt: z.string().optional(),
@@ -113,6 +115,7 @@ export function fromItem(item: Item): OrderRecord {
       currency: item.klarCurrency,
       error: item.klarError,
       uploadedAt: item.klarUploadedAt,
+      sourceUpdatedAt: item.klarSourceUpdatedAt,
       version: item.klarVersion ?? 0,
     },
     updatedAt: item.updatedAt,
@@ -422,6 +425,7 @@ export interface KlarOutcome {
   transactionCosts?: number;
   currency?: string;
   error?: string;
+  sourceUpdatedAt?: string;
 }
 
 /**
@@ -465,6 +469,10 @@ function klarUpdate({ orderId, orderCode, expectedVersion, outcome }: KlarRecord
   if (outcome.currency) {
     sets.push('klarCurrency = :currency');
     values[':currency'] = outcome.currency;
+  }
+  if (outcome.sourceUpdatedAt) {
+    sets.push('klarSourceUpdatedAt = :klarSrc');
+    values[':klarSrc'] = outcome.sourceUpdatedAt;
   }
   if (outcome.error) {
     sets.push('klarError = :error');

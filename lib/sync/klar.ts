@@ -35,6 +35,7 @@ interface CostLine {
   costs: TransactionCosts;
   currency: string;
   correlationId: string;
+  sourceUpdatedAt?: string;
 }
 
 interface OrderFacts {
@@ -45,6 +46,7 @@ interface OrderFacts {
   paymentType: string;
   status: string;
   createdAt: string;
+  updatedAt?: string;
 }
 
 /** What to do with one order of the batch. */
@@ -68,7 +70,7 @@ export async function uploadKlarCosts(entries: KlarBatchEntry[], log: Logger): P
     byOrder.set(entry.message.orderId, list);
   }
   const failOrder = (orderId: number) => result.failed.push(...(byOrder.get(orderId) ?? []).map((e) => e.recordId));
-  const latest = [...byOrder.values()].map((list) => list.reduce((a, b) => (b.message.receivedAt >= a.message.receivedAt ? b : a)));
+  const latest = [...byOrder.values()].map((list) => list.reduce((a, b) => (isNewerMessage(b.message, a.message) ? b : a)));
 
   const [facts, records] = await Promise.all([
     mapWithConcurrency(latest, 10, async (entry): Promise<OrderFacts | Error> => {
@@ -115,6 +117,18 @@ export async function uploadKlarCosts(entries: KlarBatchEntry[], log: Logger): P
   return result;
 }
 
+/** The order's own `updated_at` decides when both carry one; otherwise arrival. */
+function isNewerMessage(candidate: KlarCostMessage, current: KlarCostMessage): boolean {
+  const newer = compareUpdatedAt(candidate.updatedAt, current.updatedAt);
+  return newer === undefined ? candidate.receivedAt >= current.receivedAt : newer >= 0;
+}
+
+function compareUpdatedAt(a: string | undefined, b: string | undefined): number | undefined {
+  const da = a ? parseVersaCommerceDate(a) : undefined;
+  const db = b ? parseVersaCommerceDate(b) : undefined;
+  return da && db ? da.getTime() - db.getTime() : undefined;
+}
+
 /** No I/O: the order's cost (per the configured fee schedule) against what was last uploaded. */
 function decide(message: KlarCostMessage, fact: OrderFacts | Error, record: OrderRecord | undefined): Decision {
   const { orderId, correlationId } = message;
@@ -125,6 +139,8 @@ function decide(message: KlarCostMessage, fact: OrderFacts | Error, record: Orde
     // Klar has no delete; a canceled order keeps what it had.
     return { kind: 'skipped' };
   }
+  // A copy older than the snapshot behind the recorded cost must not overwrite it.
+  if ((compareUpdatedAt(fact.updatedAt, record?.klar.sourceUpdatedAt) ?? 0) < 0) return { kind: 'unchanged' };
   const currency = toIsoCurrency(fact.currency) ?? fact.currency;
   let transactionCosts: number;
   try {
@@ -150,7 +166,7 @@ function decide(message: KlarCostMessage, fact: OrderFacts | Error, record: Orde
   if (!costs.success) {
     return { kind: 'needs-attention', error: `cannot build Klar costs: ${costs.error.issues[0]?.message}`, orderCode: fact.orderCode };
   }
-  return { kind: 'upload', line: { orderId, orderCode: fact.orderCode, costs: costs.data, currency, correlationId } };
+  return { kind: 'upload', line: { orderId, orderCode: fact.orderCode, costs: costs.data, currency, correlationId, sourceUpdatedAt: fact.updatedAt } };
 }
 
 async function factsOf(message: KlarCostMessage): Promise<OrderFacts> {
@@ -163,6 +179,7 @@ async function factsOf(message: KlarCostMessage): Promise<OrderFacts> {
       paymentType: message.paymentType,
       status: message.status ?? 'open',
       createdAt: message.createdAt,
+      updatedAt: message.updatedAt,
     };
   }
   // A notification carried no order: ask the shop.
@@ -180,6 +197,7 @@ async function factsOf(message: KlarCostMessage): Promise<OrderFacts> {
     paymentType: order.payment_type ?? '',
     status: order.status,
     createdAt: order.created_at,
+    updatedAt: typeof order.updated_at === 'string' ? order.updated_at : undefined,
   };
 }
 
@@ -285,7 +303,7 @@ async function recordUploaded(
       orderId: line.orderId,
       orderCode: line.orderCode,
       expectedVersion: records.get(line.orderId)?.klar.version ?? 0,
-      outcome: { state: 'uploaded' as const, transactionCosts: line.costs.transactionCosts, currency: line.currency },
+      outcome: { state: 'uploaded' as const, transactionCosts: line.costs.transactionCosts, currency: line.currency, sourceUpdatedAt: line.sourceUpdatedAt },
     })),
   );
   const lost = new Set(conflicts);

@@ -212,6 +212,24 @@ describe('upload-klar-costs against the Klar simulator', () => {
     expect((await getOrderRecord(7003))?.klar).toMatchObject({ state: 'uploaded', transactionCosts: 7.82 });
   });
 
+  it('never lets an older copy of an order (by updated_at) overwrite a newer cost', async () => {
+    // prepare: the newer snapshot (total 100) is uploaded first
+    const order = (total: string, updatedAt: string) => ({
+      order: buildVersaCommerceOrder({ id: 7004, code: 'K-7004', payment_type: 'paypal', total, updated_at: updatedAt }),
+    });
+    await postWebhook(stack, order('100.00', '2026-03-02T10:00:00+01:00'));
+    await waitFor(() => klar().costs.get('7004'), 'the first upload');
+    await drained(stack);
+    const before = processed();
+    // act: a late, older copy with another total
+    await postWebhook(stack, order('10.00', '2026-03-01T10:00:00+01:00'));
+    await waitFor(() => processed() > before, 'the older copy to be processed');
+    await drained(stack);
+    // assess: Klar keeps the newer cost
+    expect(klar().costs.get('7004')).toMatchObject({ transactionCosts: 2.84, uploadCount: 1 }); // 0.35 + 2.49 % of 100
+    expect((await getOrderRecord(7004))?.klar).toMatchObject({ transactionCosts: 2.84, sourceUpdatedAt: '2026-03-02T10:00:00+01:00' });
+  });
+
   it('marks only the order Klar calls INVALID as needs-attention and uploads the rest in a second POST', async () => {
     // prepare
     klar().injectFault({
