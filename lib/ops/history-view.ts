@@ -3,9 +3,8 @@ import {
   attemptSchema,
   findOrderIdByCode,
   getOrderRecord,
-  KLAR_STATES,
-  KOMFORTKASSE_STATES,
   listAttempts,
+  orderRecordSchema,
   type Attempt,
   type OrderRecord,
 } from '../store/history.ts';
@@ -17,18 +16,10 @@ import { EXIT, indent, printJson, println, renderTable, type CliIo } from './io.
  * the would-be `request`.
  */
 export const historyJsonSchema = z.object({
-  orderId: z.number(),
-  orderCode: z.string().optional(),
-  komfortkasse: z.object({
-    state: z.enum(KOMFORTKASSE_STATES),
-    payloadHash: z.string().optional(),
-    error: z.string().optional(),
-  }),
-  klar: z.object({
-    state: z.enum(KLAR_STATES),
-    transactionCosts: z.number().optional(),
-    error: z.string().optional(),
-  }),
+  orderId: orderRecordSchema.shape.orderId,
+  orderCode: orderRecordSchema.shape.orderCode,
+  komfortkasse: orderRecordSchema.shape.komfortkasse.pick({ state: true, payloadHash: true, error: true }),
+  klar: orderRecordSchema.shape.klar.pick({ state: true, transactionCosts: true, error: true }),
   attempts: z.array(
     attemptSchema.pick({ at: true, target: true, action: true, outcome: true, httpStatus: true, latencyMs: true, error: true, request: true }),
   ),

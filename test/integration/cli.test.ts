@@ -1,7 +1,6 @@
 import { spawn } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { accessSync, constants } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CreateQueueCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,7 +11,7 @@ import { resolveTarget, TargetError } from '../../lib/ops/target.ts';
 import { getOrderRecord, listAttempts } from '../../lib/store/history.ts';
 import type { RunningStack } from '../../local/stack.ts';
 import { buildVersaCommerceAddress, buildVersaCommerceOrder } from '../factories/orders.ts';
-import { bootStack, drained, postWebhook, queueDepth, waitFor } from './harness.ts';
+import { bootStack, cliFor, drained, postWebhook, queueDepth, waitFor } from './harness.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/orderbridge.js', import.meta.url));
 
@@ -20,34 +19,19 @@ const BIN = fileURLToPath(new URL('../../bin/orderbridge.js', import.meta.url));
 // the real workers), run in-process through runCli, plus the real binary as a child process.
 describe('orderbridge CLI against the local stack', () => {
   let stack: RunningStack;
-  let dir: string;
   let stateFile: string;
+  let cli: Awaited<ReturnType<typeof cliFor>>['cli'];
+  let cleanup = () => {};
 
   beforeAll(async () => {
     stack = await bootStack();
-    dir = mkdtempSync(join(tmpdir(), 'orderbridge-cli-'));
     // What `npm start` writes, pointing at this test's stack.
-    stateFile = join(dir, 'local-stack.json');
-    writeFileSync(
-      stateFile,
-      JSON.stringify({ pid: process.pid, url: stack.url, env: stack.env, queues: Object.fromEntries(Object.entries(stack.queues).map(([k, q]) => [k, q.url])) }),
-    );
+    ({ cli, stateFile, cleanup } = await cliFor(stack));
   });
   afterAll(async () => {
     await stack?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    cleanup();
   });
-
-  /** One in-process CLI run with its output collected. */
-  async function cli(...args: string[]) {
-    let stdout = '';
-    let stderr = '';
-    const code = await runCli([...args, '--local-state', stateFile], {
-      stdout: { write: (s: string) => (stdout += s) },
-      stderr: { write: (s: string) => (stderr += s) },
-    });
-    return { code, stdout, stderr };
-  }
   const historyJson = async (ref: string) => {
     const result = await cli('history', ref, '--json');
     return result.code === 0 ? JSON.parse(result.stdout) : undefined;
@@ -422,7 +406,7 @@ describe('orderbridge CLI against the local stack', () => {
       // act: the live state file, no flags
       const viaStateFile = await run({ env: { ...process.env }, defaultStateFile: stateFile });
       // act: no state file, but the environment names table and queues (as in Lambda)
-      const viaEnv = await run({ env: { ...process.env }, defaultStateFile: join(dir, 'absent.json') });
+      const viaEnv = await run({ env: { ...process.env }, defaultStateFile: join(dirname(stateFile), 'absent.json') });
       // assess
       expect(viaStateFile).toMatchObject({ code: 0, json: { orderCode: order.code } });
       expect(viaEnv).toMatchObject({ code: 0, json: { orderCode: order.code } });
@@ -444,7 +428,7 @@ describe('orderbridge CLI against the local stack', () => {
       // act
       const code = await runCli(['redrive', 'orders'], { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: () => true } }, {
         env: { ...process.env },
-        defaultStateFile: join(dir, 'absent.json'),
+        defaultStateFile: join(dirname(stateFile), 'absent.json'),
       });
       // assess
       expect(code).toBe(0);

@@ -101,3 +101,34 @@ export async function peekMessages(stack: RunningStack, queueUrl: string, max = 
 export async function drained(stack: RunningStack, timeoutMs = 30_000): Promise<void> {
   await waitFor(async () => (await queueDepth(stack, stack.queues.orders.url)) === 0 && (await queueDepth(stack, stack.queues.klarCosts.url)) === 0, 'queues to drain', timeoutMs);
 }
+
+/**
+ * The CLI in-process against a test stack, through the state file `npm start` would write.
+ * Returns the runner and a cleanup for the temporary state file.
+ */
+export async function cliFor(stack: RunningStack): Promise<{
+  cli: (...args: string[]) => Promise<{ code: number; stdout: string; stderr: string }>;
+  stateFile: string;
+  cleanup: () => void;
+}> {
+  const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { runCli } = await import('../../bin/cli.ts');
+  const dir = mkdtempSync(join(tmpdir(), 'orderbridge-cli-'));
+  const stateFile = join(dir, 'local-stack.json');
+  writeFileSync(
+    stateFile,
+    JSON.stringify({ pid: process.pid, url: stack.url, env: stack.env, queues: Object.fromEntries(Object.entries(stack.queues).map(([k, q]) => [k, q.url])) }),
+  );
+  const cli = async (...args: string[]) => {
+    let stdout = '';
+    let stderr = '';
+    const code = await runCli([...args, '--local-state', stateFile], {
+      stdout: { write: (s: string) => (stdout += s) },
+      stderr: { write: (s: string) => (stderr += s) },
+    });
+    return { code, stdout, stderr };
+  };
+  return { cli, stateFile, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}

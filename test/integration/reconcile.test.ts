@@ -1,15 +1,11 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from '../../bin/cli.ts';
 import { DEFAULT_SINCE_DAYS, sinceFromEvent } from '../../functions/reconcile.ts';
 import { InvalidMessageError } from '../../lib/domain/errors.ts';
 import { getOrderRecord, listAttempts } from '../../lib/store/history.ts';
 import type { ReconcileSummary } from '../../lib/sync/reconcile.ts';
 import type { RunningStack } from '../../local/stack.ts';
 import { buildVersaCommerceOrder } from '../factories/orders.ts';
-import { bootStack, postWebhook, queueDepth, waitFor } from './harness.ts';
+import { bootStack, cliFor, postWebhook, queueDepth, waitFor } from './harness.ts';
 
 const DAY = 86_400_000;
 const daysAgo = (days: number) => new Date(Date.now() - days * DAY);
@@ -39,32 +35,17 @@ describe('the reconcile event (scheduled Lambda input)', () => {
 // which reached Orderbridge by webhook and one of which did not.
 describe('reconcile through the local stack', () => {
   let stack: RunningStack;
-  let dir: string;
-  let stateFile: string;
+  let cli: Awaited<ReturnType<typeof cliFor>>['cli'];
+  let cleanup = () => {};
 
   beforeAll(async () => {
     stack = await bootStack();
-    dir = mkdtempSync(join(tmpdir(), 'orderbridge-reconcile-'));
-    stateFile = join(dir, 'local-stack.json');
-    writeFileSync(
-      stateFile,
-      JSON.stringify({ pid: process.pid, url: stack.url, env: stack.env, queues: Object.fromEntries(Object.entries(stack.queues).map(([k, q]) => [k, q.url])) }),
-    );
+    ({ cli, cleanup } = await cliFor(stack));
   });
   afterAll(async () => {
     await stack?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    cleanup();
   });
-
-  async function cli(...args: string[]) {
-    let stdout = '';
-    let stderr = '';
-    const code = await runCli([...args, '--local-state', stateFile], {
-      stdout: { write: (s: string) => (stdout += s) },
-      stderr: { write: (s: string) => (stderr += s) },
-    });
-    return { code, stdout, stderr };
-  }
   const vc = () => stack.simulators.versaCommerce!;
   const kkSubmits = (code: string) => stack.simulators.komfortkasse!.requests.filter((r) => r.method === 'POST' && r.path === `/api/v2/order/${code}`);
   const order = (id: number, createdAt: Date, overrides: Record<string, unknown> = {}) =>
