@@ -45,6 +45,9 @@ export async function startDynamoDbLocal(options: { port?: number; dataDir?: str
   const client = new DynamoDBClient({ endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS, maxAttempts: 1 });
   try {
     await waitUntilReady(managed, () => client.send(new ListTablesCommand({})), 60_000);
+  } catch (error) {
+    const hint = 'DynamoDB Local needs Java 17+ (e.g. apt-get install openjdk-17-jre-headless)';
+    throw new Error(`${error instanceof Error ? error.message : String(error)} — ${hint}`, { cause: error });
   } finally {
     client.destroy();
   }

@@ -48,6 +48,10 @@ export function startProcess(name: string, command: string, args: string[], env:
   };
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
+  // e.g. ENOENT when the command is not installed: say which, instead of crashing.
+  child.on('error', (error: NodeJS.ErrnoException) => {
+    output.push(error.code === 'ENOENT' ? `${command} is not installed or not on PATH` : error.message);
+  });
   const managed: ManagedProcess = {
     name,
     child,
@@ -75,8 +79,8 @@ export async function waitUntilReady(managed: ManagedProcess, probe: () => Promi
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   while (Date.now() < deadline) {
-    if (managed.child.exitCode !== null) {
-      throw new Error(`${managed.name} exited with code ${managed.child.exitCode}: ${recentOutput(managed)}`);
+    if (managed.child.exitCode !== null || (managed.child.pid === undefined && recentOutput(managed))) {
+      throw new Error(`${managed.name} did not start (exit code ${managed.child.exitCode ?? 'none'}): ${recentOutput(managed)}`);
     }
     try {
       await probe();
