@@ -103,10 +103,17 @@ export async function startStack(options: StackOptions = {}): Promise<RunningSta
     for (const fn of cleanups.reverse()) await Promise.resolve(fn()).catch(() => undefined);
   };
   try {
-    const [dynamoDb, sqs] = await Promise.all([
+    // Both at once; if one fails, the other must not outlive us.
+    const [dynamoDbStart, sqsStart] = await Promise.allSettled([
       startDynamoDbLocal({ port: options.dynamoDbPort, dataDir: options.persistDir }),
       startSqsEmulator({ port: options.sqsPort }),
     ]);
+    if (dynamoDbStart.status === 'rejected' || sqsStart.status === 'rejected') {
+      for (const started of [dynamoDbStart, sqsStart]) if (started.status === 'fulfilled') await started.value.stop();
+      throw dynamoDbStart.status === 'rejected' ? dynamoDbStart.reason : (sqsStart as PromiseRejectedResult).reason;
+    }
+    const dynamoDb = dynamoDbStart.value;
+    const sqs = sqsStart.value;
     // Mutable: restartSqs/restartDynamoDb replace them, and cleanup must stop the live ones.
     const emulators = { dynamoDb, sqs };
     cleanups.push(() => emulators.dynamoDb.stop(), () => emulators.sqs.stop());
