@@ -25,7 +25,8 @@ export function buildVersaCommerceOrder(overrides: Record<string, unknown> = {})
   return applyOverrides(seedOrder(), overrides) as RawVersaCommerceOrder;
 }
 
-function applyOverrides(base: Record<string, unknown>, overrides: Record<string, unknown>): Record<string, unknown> {
+/** Shallow overrides; `undefined` removes the key. */
+export function applyOverrides(base: Record<string, unknown>, overrides: Record<string, unknown>): Record<string, unknown> {
   const result: Record<string, unknown> = { ...base };
   for (const [key, value] of Object.entries(overrides)) {
     if (value === undefined) delete result[key];

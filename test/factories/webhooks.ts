@@ -6,7 +6,7 @@
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import type { WebhookRequest } from '../../lib/domain/ingest.ts';
 import { signatureHeader } from '../../lib/domain/webhook-auth.ts';
-import { buildVersaCommerceOrder } from './orders.ts';
+import { applyOverrides, buildVersaCommerceOrder } from './orders.ts';
 
 export const WEBHOOK_SECRET = 'unit-test-webhook-secret';
 export const WEBHOOK_PATH = '/webhooks/versacommerce';
@@ -127,13 +127,4 @@ export function buildApiGatewayV2Event(body: unknown, options: EventOptions = {}
 
 function lowerCase(headers: Record<string, string>): Record<string, string> {
   return Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]));
-}
-
-function applyOverrides(base: Record<string, unknown>, overrides: Record<string, unknown>): Record<string, unknown> {
-  const result: Record<string, unknown> = { ...base };
-  for (const [key, value] of Object.entries(overrides)) {
-    if (value === undefined) delete result[key];
-    else result[key] = value;
-  }
-  return result;
 }
