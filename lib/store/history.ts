@@ -262,7 +262,7 @@ export async function recordKomfortkasse(
     values[':src'] = outcome.sourceUpdatedAt;
   }
   if (outcome.clearFirstAttempt) removes.push('kkFirstAttemptedAt');
-  applyAttentionIndex(sets, removes, values, outcome.state === 'needs-attention', orderId, now);
+  applyAttentionIndex(sets, values, outcome.state === 'needs-attention', orderId, now);
   try {
     await documentClient().send(
       new UpdateCommand({
@@ -303,7 +303,6 @@ export async function releaseKomfortkasse(orderId: number, token: string, option
 /** Needs-attention on either side puts the order into the sparse gsi2. */
 function applyAttentionIndex(
   sets: string[],
-  removes: string[],
   values: Record<string, unknown>,
   needsAttention: boolean,
   orderId: number,
@@ -315,7 +314,6 @@ function applyAttentionIndex(
     values[':attentionSk'] = `${now.toISOString()}#${orderId}`;
   }
   // Clearing it is done by clearAttentionIfResolved, which sees both sides.
-  void removes;
 }
 
 /** Drops an order from the needs-attention index once neither side is in that state. */
@@ -480,7 +478,7 @@ function klarUpdate({ orderId, orderCode, expectedVersion, outcome }: KlarRecord
   } else {
     removes.push('klarError');
   }
-  applyAttentionIndex(sets, removes, values, outcome.state === 'needs-attention', orderId, now);
+  applyAttentionIndex(sets, values, outcome.state === 'needs-attention', orderId, now);
   return {
     TableName: tableName(),
     Key: keys.orderState(orderId),
