@@ -1,5 +1,7 @@
 import type { FeeRule, FeeSchedule } from '../config/fee-schedule.ts';
 import { InvalidMessageError, OrderbridgeError } from './errors.ts';
+import { toIsoCurrency } from './komfortkasse-mapping.ts';
+import { parseVersaCommerceDate } from './versacommerce.ts';
 
 /** No rule of the fee schedule covers this payment type/currency/date: fix the configuration. */
 export class UnknownPaymentTypeError extends OrderbridgeError {
@@ -154,4 +156,17 @@ function costOf(rule: FeeRule, total: number): number {
   const denominator = 10n ** BigInt(scale);
   const rounded = (cents * 2n + denominator) / (denominator * 2n);
   return Number(rounded) / 100;
+}
+
+/**
+ * An order's Klar cost as the workers and reconcile see it: the currency as ISO 4217 (`€`
+ * → EUR) and the fee for its payment type on its creation date. Throws as feeFor does.
+ */
+export function orderCost(
+  order: { paymentType: string; total: number; currency: string; createdAt: string },
+  schedule: FeeSchedule,
+): { transactionCosts: number; currency: string } {
+  const currency = toIsoCurrency(order.currency) ?? order.currency;
+  const orderDate = parseVersaCommerceDate(order.createdAt) ?? new Date(NaN);
+  return { currency, transactionCosts: feeFor({ paymentType: order.paymentType, total: order.total, currency, orderDate }, schedule) };
 }

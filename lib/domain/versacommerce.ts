@@ -195,3 +195,13 @@ function berlinWallClockToUtc(wallClock: number): number {
   const second = wallClock - berlinOffsetMs(first);
   return second;
 }
+
+/**
+ * Orders two VersaCommerce timestamps (e.g. `updated_at`): negative when `a` is earlier,
+ * positive when later, undefined when either is absent or unparseable.
+ */
+export function compareVersaCommerceDates(a: string | null | undefined, b: string | null | undefined): number | undefined {
+  const da = a ? parseVersaCommerceDate(a) : undefined;
+  const db = b ? parseVersaCommerceDate(b) : undefined;
+  return da && db ? da.getTime() - db.getTime() : undefined;
+}

@@ -4,11 +4,10 @@ import { feeSchedule } from '../config/mapping.ts';
 import { describeUpload, uploadTransactionCosts, type UploadResult } from '../clients/klar.ts';
 import { fetchOrder } from '../clients/versacommerce.ts';
 import { ConcurrentUpdateError, UpstreamError, describeError, isPermanent } from '../domain/errors.ts';
-import { feeFor } from '../domain/fees.ts';
+import { orderCost } from '../domain/fees.ts';
 import { KLAR_MAX_BATCH, mapInvalidErrors, transactionCostsSchema, type TransactionCosts } from '../domain/klar.ts';
 import type { KlarCostMessage } from '../domain/messages.ts';
-import { toIsoCurrency } from '../domain/komfortkasse-mapping.ts';
-import { parseVersaCommerceDate } from '../domain/versacommerce.ts';
+import { compareVersaCommerceDates } from '../domain/versacommerce.ts';
 import { count } from '../observability/metrics.ts';
 import { appendAttempt, appendAttempts, clearAttentionIfResolved, getOrderRecords, recordKlar, recordKlarMany, type OrderRecord } from '../store/history.ts';
 import { mapWithConcurrency } from './concurrency.ts';
@@ -119,14 +118,8 @@ export async function uploadKlarCosts(entries: KlarBatchEntry[], log: Logger): P
 
 /** The order's own `updated_at` decides when both carry one; otherwise arrival. */
 function isNewerMessage(candidate: KlarCostMessage, current: KlarCostMessage): boolean {
-  const newer = compareUpdatedAt(candidate.updatedAt, current.updatedAt);
+  const newer = compareVersaCommerceDates(candidate.updatedAt, current.updatedAt);
   return newer === undefined ? candidate.receivedAt >= current.receivedAt : newer >= 0;
-}
-
-function compareUpdatedAt(a: string | undefined, b: string | undefined): number | undefined {
-  const da = a ? parseVersaCommerceDate(a) : undefined;
-  const db = b ? parseVersaCommerceDate(b) : undefined;
-  return da && db ? da.getTime() - db.getTime() : undefined;
 }
 
 /** No I/O: the order's cost (per the configured fee schedule) against what was last uploaded. */
@@ -140,18 +133,15 @@ function decide(message: KlarCostMessage, fact: OrderFacts | Error, record: Orde
     return { kind: 'skipped' };
   }
   // A copy older than the snapshot behind the recorded cost must not overwrite it.
-  if ((compareUpdatedAt(fact.updatedAt, record?.klar.sourceUpdatedAt) ?? 0) < 0) return { kind: 'unchanged' };
-  const currency = toIsoCurrency(fact.currency) ?? fact.currency;
-  let transactionCosts: number;
+  if ((compareVersaCommerceDates(fact.updatedAt, record?.klar.sourceUpdatedAt) ?? 0) < 0) return { kind: 'unchanged' };
+  let cost: { transactionCosts: number; currency: string };
   try {
-    transactionCosts = feeFor(
-      { paymentType: fact.paymentType, total: fact.total, currency, orderDate: parseVersaCommerceDate(fact.createdAt) ?? new Date(NaN) },
-      feeSchedule(),
-    );
+    cost = orderCost(fact, feeSchedule());
   } catch (error) {
     if (!isPermanent(error)) throw error;
     return { kind: 'needs-attention', error: describeError(error), orderCode: fact.orderCode };
   }
+  const { transactionCosts, currency } = cost;
   const klar = record?.klar;
   // Only a successful upload counts: a needs-attention order is tried again on every event.
   if (klar?.state === 'uploaded' && klar.transactionCosts === transactionCosts && klar.currency === currency) {

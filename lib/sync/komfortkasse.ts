@@ -7,7 +7,7 @@ import { fetchOrder } from '../clients/versacommerce.ts';
 import { InvalidMessageError, UpstreamError, describeError, isPermanent } from '../domain/errors.ts';
 import { desiredKomfortkasseState, payloadHash, toKomfortkasseOrder } from '../domain/komfortkasse-mapping.ts';
 import type { OrderChangedMessage } from '../domain/messages.ts';
-import { parseVersaCommerceDate, versaCommerceOrderSchema, type VersaCommerceOrder } from '../domain/versacommerce.ts';
+import { compareVersaCommerceDates, versaCommerceOrderSchema, type VersaCommerceOrder } from '../domain/versacommerce.ts';
 import { count } from '../observability/metrics.ts';
 import {
   appendAttempt,
@@ -113,10 +113,7 @@ function mayExistUpstream(recorded: RecordedKomfortkasse | undefined): boolean {
 
 /** True only when both timestamps parse and `a` is later than `b`. */
 function isNewer(a: string | undefined, b: string | undefined): boolean {
-  if (!a || !b) return false;
-  const da = parseVersaCommerceDate(a);
-  const db = parseVersaCommerceDate(b);
-  return da !== undefined && db !== undefined && da.getTime() > db.getTime();
+  return (compareVersaCommerceDates(a, b) ?? 0) > 0;
 }
 
 /** The order as the message carried it, or as the shop has it now. */

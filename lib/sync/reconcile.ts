@@ -2,10 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { listOrders, type FetchedOrder } from '../clients/versacommerce.ts';
 import { feeSchedule, paymentTypeMap } from '../config/mapping.ts';
 import { isPermanent } from '../domain/errors.ts';
-import { feeFor } from '../domain/fees.ts';
+import { orderCost } from '../domain/fees.ts';
 import { klarCostMessageFor } from '../domain/messages.ts';
-import { desiredKomfortkasseState, payloadHash, toIsoCurrency } from '../domain/komfortkasse-mapping.ts';
-import { parseVersaCommerceDate, type VersaCommerceOrder } from '../domain/versacommerce.ts';
+import { desiredKomfortkasseState, payloadHash } from '../domain/komfortkasse-mapping.ts';
+import type { VersaCommerceOrder } from '../domain/versacommerce.ts';
 import { count } from '../observability/metrics.ts';
 import { enqueueKlarCost, enqueueOrderChanged } from '../queue/orders.ts';
 import { getOrderRecords, type OrderRecord } from '../store/history.ts';
@@ -63,12 +63,11 @@ export function klarInSync(order: VersaCommerceOrder, record: OrderRecord | unde
   if (/^cancell?ed$/i.test(order.status)) return true;
   if (record?.klar.state === 'needs-attention') return true; // listed as needs-attention instead
   try {
-    const currency = toIsoCurrency(order.currency) ?? order.currency;
-    const cost = feeFor(
-      { paymentType: order.payment_type ?? '', total: order.total, currency, orderDate: parseVersaCommerceDate(order.created_at) ?? new Date(NaN) },
+    const { transactionCosts, currency } = orderCost(
+      { paymentType: order.payment_type ?? '', total: order.total, currency: order.currency, createdAt: order.created_at },
       feeSchedule(),
     );
-    return record?.klar.state === 'uploaded' && record.klar.transactionCosts === cost && record.klar.currency === currency;
+    return record?.klar.state === 'uploaded' && record.klar.transactionCosts === transactionCosts && record.klar.currency === currency;
   } catch (error) {
     // No cost can be computed (e.g. no fee rule): the worker records needs-attention, so an
     // order not yet in that state (handled above) is out of date.
