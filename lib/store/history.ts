@@ -205,13 +205,19 @@ export async function claimKomfortkasse(
         TableName: tableName(),
         Key: keys.orderState(orderId),
         UpdateExpression: `SET ${sets.join(', ')}`,
-        ConditionExpression: 'attribute_not_exists(kkLeaseUntil) OR kkLeaseUntil < :nowMs',
+        // `kkLeaseToken = :token`: the SDK may retry this very write after its answer was lost
+        // (e.g. DynamoDB restarting); the retry must find our own lease, not another worker's.
+        ConditionExpression: 'attribute_not_exists(kkLeaseUntil) OR kkLeaseUntil < :nowMs OR kkLeaseToken = :token',
         ExpressionAttributeValues: values,
         ReturnValues: 'ALL_OLD',
       }),
     );
     const previous = result.Attributes ? fromItem(result.Attributes) : undefined;
-    const firstAttempt = !previous?.komfortkasse.everSubmitted && !previous?.komfortkasse.firstAttemptedAt;
+    const recorded = previous?.komfortkasse;
+    // A first-attempt mark written by that lost first try of this same claim is ours, not a
+    // sign that an earlier attempt may have reached Komfortkasse.
+    const ownMark = recorded?.leaseToken === token && recorded.firstAttemptedAt === now.toISOString();
+    const firstAttempt = !recorded?.everSubmitted && (!recorded?.firstAttemptedAt || ownMark);
     return { token, previous, firstAttempt };
   } catch (error) {
     if (isConditionFailure(error)) {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { SQSEvent } from 'aws-lambda';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { handler as syncHandler } from '../../functions/sync-komfortkasse.ts';
 import { submitOrder } from '../../lib/clients/komfortkasse.ts';
 import { DEFAULT_PAYMENT_TYPE_MAP } from '../../lib/config/payment-types.ts';
@@ -10,6 +10,7 @@ import { toKomfortkasseOrder } from '../../lib/domain/komfortkasse-mapping.ts';
 import type { OrderChangedMessage } from '../../lib/domain/messages.ts';
 import { versaCommerceOrderSchema } from '../../lib/domain/versacommerce.ts';
 import { orderLogger } from '../../lib/observability/logger.ts';
+import { documentClient } from '../../lib/store/dynamo.ts';
 import { claimKomfortkasse, getOrderRecord, listAttempts } from '../../lib/store/history.ts';
 import { LEASE_MS, syncKomfortkasse, type SyncOutcome } from '../../lib/sync/komfortkasse.ts';
 import { lambdaContext } from '../../local/events.ts';
@@ -220,6 +221,39 @@ describe('sync-komfortkasse under concurrency and crashes', () => {
     const record = await getOrderRecord(order.id);
     expect(record?.komfortkasse).toMatchObject({ state: 'submitted', everSubmitted: true });
     expect(record?.komfortkasse.leaseToken).toBeUndefined();
+  });
+
+  it('treats a claim the SDK retried after its answer was lost as a first submission, and makes one call', async () => {
+    // prepare: the first UpdateItem of the claim reaches DynamoDB but its answer is lost,
+    // so the SDK sends the very same request again (as when DynamoDB restarts mid-call)
+    const order = freshOrder();
+    const client = documentClient();
+    const send = client.send.bind(client) as (command: unknown) => Promise<unknown>;
+    let replayed = 0;
+    const spy = vi.spyOn(client, 'send').mockImplementation((async (command: unknown) => {
+      const input = (command as { input?: { UpdateExpression?: string } }).input;
+      if (replayed === 0 && input?.UpdateExpression?.includes('kkLeaseToken = :token')) {
+        replayed++;
+        await send(command); // applied, answer dropped
+      }
+      return send(command);
+    }) as never);
+
+    // act
+    let outcome: SyncOutcome;
+    try {
+      outcome = await sync(order);
+    } finally {
+      spy.mockRestore();
+    }
+
+    // assess: our own lease did not block us, and it still counts as the first submission
+    expect(replayed).toBe(1);
+    expect(outcome).toBe('submitted');
+    const submits = submitsOf(order.code);
+    expect(submits).toHaveLength(1);
+    expect(dunningLevelOf(submits[0]!.body)).toBe(1);
+    expect(await kkAttempts(order.id)).toEqual([expect.objectContaining({ action: 'submit', outcome: 'success' })]);
   });
 
   it('leaves an order alone while a live worker still holds its lease', async () => {

@@ -132,7 +132,7 @@ describe('history keys', () => {
 });
 
 describe('claimKomfortkasse', () => {
-  it('takes the lease only when none is held or it has run out, and marks the first attempt once', async () => {
+  it('takes the lease only when none is held, it has run out, or it is this claim\'s own (an SDK retry), and marks the first attempt once', async () => {
     // prepare
     dynamo.on(UpdateCommand).resolves({});
 
@@ -142,7 +142,7 @@ describe('claimKomfortkasse', () => {
     // assess
     const update = sentUpdate();
     expect(update.Key).toEqual({ pk: 'ORDER#7', sk: 'STATE' });
-    expect(update.ConditionExpression).toBe('attribute_not_exists(kkLeaseUntil) OR kkLeaseUntil < :nowMs');
+    expect(update.ConditionExpression).toBe('attribute_not_exists(kkLeaseUntil) OR kkLeaseUntil < :nowMs OR kkLeaseToken = :token');
     expect(update.ExpressionAttributeValues).toMatchObject({
       ':nowMs': NOW.getTime(),
       ':until': NOW.getTime() + 60_000,
