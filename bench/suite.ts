@@ -3,7 +3,7 @@ import type { Server } from 'node:http';
 import { join } from 'node:path';
 import { CreateQueueCommand, PurgeQueueCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { signatureHeader } from '../lib/domain/webhook-auth.ts';
+import { signatureHeader } from '../lib/webhook/auth.ts';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../local/emulators/index.ts';
 import { startHttpApi } from '../local/runtime.ts';
 import { seedOrder } from '../local/simulators/fixtures.ts';

@@ -1,7 +1,7 @@
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { config, secret, webhookSecretsFrom } from '../lib/config/index.ts';
-import { acceptWebhook, type WebhookReply } from '../lib/domain/ingest.ts';
+import { acceptWebhook, type WebhookReply } from '../lib/webhook/accept.ts';
 import { ConfigError, describeError } from '../lib/domain/errors.ts';
 import { logger } from '../lib/observability/logger.ts';
 import { count, flushMetrics, metrics, MetricUnit } from '../lib/observability/metrics.ts';

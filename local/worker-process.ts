@@ -5,7 +5,7 @@
  *
  * Configuration is the stack's environment (`RunningStack.env`: endpoints, queue URLs,
  * table, upstream base URLs) plus:
- *   WORKER_FUNCTION             function of serverless.yml to run (default sync-komfortkasse)
+ *   WORKER_FUNCTION             function of serverless.yml to run (default sync-order)
  *   WORKER_RETRY_DELAY_SECONDS  hand failed records back after this many seconds
  *
  * Prints one JSON line `{"ready":true,…}` once polling, then one line per invocation.
@@ -20,7 +20,7 @@ import { SqsEventSource, type Handler } from './runtime.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
 
-const functionName = process.env.WORKER_FUNCTION ?? 'sync-komfortkasse';
+const functionName = process.env.WORKER_FUNCTION ?? 'sync-order';
 const endpoint = process.env.AWS_ENDPOINT_URL_SQS;
 if (!endpoint) throw new Error('AWS_ENDPOINT_URL_SQS is not set: pass the local stack environment');
 

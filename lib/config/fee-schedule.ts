@@ -1,109 +1,7 @@
-import * as z from 'zod';
 import { ConfigError } from '../domain/errors.ts';
-
-/**
- * The payment fee schedule: what each payment method costs the shop per order, as Klar
- * wants it (seed 003, `transactionCosts`). It is configuration, not code: operators set
- * `FEE_SCHEDULE` to a JSON document `{"rules":[…]}`; unset or empty → DEFAULT_FEE_SCHEDULE.
- *
- * A rule costs `fixed + total × percent / 100`, clamped to [min, max], rounded half-up to
- * cents (see lib/domain/fees.ts for how the most specific rule is picked).
- */
+import { DEFAULT_FEE_SCHEDULE, feeScheduleSchema, type FeeSchedule } from '../domain/fee-schedule.ts';
 
 const ENV_VARIABLE = 'FEE_SCHEDULE';
-
-const amount = z.number().min(0);
-
-export const feeRuleSchema = z
-  .strictObject({
-    /** VersaCommerce `payment_type` ("paypal", "cod", "invoice", …); "*" matches any. Case-insensitive. */
-    paymentType: z
-      .string()
-      .trim()
-      .toLowerCase()
-      .min(1, 'must be a VersaCommerce payment_type or "*"'),
-    /** ISO 4217 code; absent = any currency. */
-    currency: z
-      .string()
-      .trim()
-      .toUpperCase()
-      .regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code such as EUR')
-      .optional(),
-    /** Fixed part in currency units (0.35 = 35 cents). */
-    fixed: amount,
-    /** Percentage of the order total (2.49 = 2.49 %). */
-    percent: z.number().min(0).max(100),
-    /** Lower bound of the cost in currency units. */
-    min: amount.optional(),
-    /** Upper bound of the cost in currency units (≥ min). */
-    max: amount.optional(),
-    /** First day the rule applies (Europe/Berlin calendar date of the order), inclusive. */
-    validFrom: z.iso.date('must be a date YYYY-MM-DD').optional(),
-    /** Last day the rule applies, inclusive (≥ validFrom). */
-    validTo: z.iso.date('must be a date YYYY-MM-DD').optional(),
-  })
-  .superRefine((rule, ctx) => {
-    if (rule.min !== undefined && rule.max !== undefined && rule.max < rule.min) {
-      ctx.addIssue({ code: 'custom', path: ['max'], message: `must be ≥ min (${rule.min})` });
-    }
-    if (rule.validFrom !== undefined && rule.validTo !== undefined && rule.validTo < rule.validFrom) {
-      ctx.addIssue({ code: 'custom', path: ['validTo'], message: `must be on or after validFrom (${rule.validFrom})` });
-    }
-  });
-
-export const feeScheduleSchema = z
-  .strictObject({
-    rules: z.array(feeRuleSchema).min(1, 'needs at least one rule'),
-  })
-  .superRefine((schedule, ctx) => {
-    // Two rules with the same payment type, currency and start date would tie in
-    // feeFor's "most specific, then latest validFrom" choice: reject the ambiguity.
-    const seen = new Map<string, number>();
-    schedule.rules.forEach((rule, index) => {
-      const key = `${rule.paymentType}|${rule.currency ?? '*'}|${rule.validFrom ?? '-'}`;
-      const first = seen.get(key);
-      if (first === undefined) {
-        seen.set(key, index);
-        return;
-      }
-      ctx.addIssue({
-        code: 'custom',
-        path: ['rules', index],
-        message: `duplicates rules.${first} (same paymentType, currency and validFrom); give it a different validFrom`,
-      });
-    });
-  });
-
-export type FeeRule = z.infer<typeof feeRuleSchema>;
-export type FeeSchedule = z.infer<typeof feeScheduleSchema>;
-
-/**
- * A documented starting point for common German payment methods, in any currency.
- * The numbers are public list prices as assumptions; every shop negotiates its own,
- * so operators override the whole schedule with `FEE_SCHEDULE`.
- */
-export const DEFAULT_FEE_SCHEDULE: FeeSchedule = deepFreeze({
-  rules: [
-    // PayPal Germany standard rate for domestic commercial transactions: 2.49 % + 0.35 €.
-    { paymentType: 'paypal', fixed: 0.35, percent: 2.49 },
-    // Credit cards via a typical PSP (EU consumer cards, interchange-capped): 1.4 % + 0.25 €.
-    { paymentType: 'cc', fixed: 0.25, percent: 1.4 },
-    { paymentType: 'credit_card', fixed: 0.25, percent: 1.4 },
-    // Sofort (Klarna Pay now) bank transfer: 0.9 % + 0.25 €.
-    { paymentType: 'sofort', fixed: 0.25, percent: 0.9 },
-    { paymentType: 'klarna', fixed: 0.25, percent: 0.9 },
-    // Amazon Pay Germany standard rate: 2.9 % + 0.35 €.
-    { paymentType: 'amazon_pay', fixed: 0.35, percent: 2.9 },
-    // Cash on delivery: the carrier's Nachnahme fee, a flat 2.00 € per parcel, no percentage.
-    { paymentType: 'cod', fixed: 2, percent: 0 },
-    // Invoice (Kauf auf Rechnung) handled by the shop itself: no payment provider fee.
-    { paymentType: 'invoice', fixed: 0, percent: 0 },
-    // Prepayment / bank transfer to the shop's account: no payment provider fee.
-    { paymentType: 'prepayment', fixed: 0, percent: 0 },
-    { paymentType: 'bank_deposit', fixed: 0, percent: 0 },
-    { paymentType: 'money_transfer', fixed: 0, percent: 0 },
-  ],
-});
 
 /**
  * Reads `FEE_SCHEDULE`: undefined or blank → DEFAULT_FEE_SCHEDULE; otherwise JSON
@@ -131,12 +29,4 @@ export function parseFeeSchedule(json: string | undefined): FeeSchedule {
 
 function formatPath(path: readonly PropertyKey[]): string {
   return path.length === 0 ? '(root)' : path.map(String).join('.');
-}
-
-function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === 'object') {
-    for (const child of Object.values(value)) deepFreeze(child);
-    Object.freeze(value);
-  }
-  return value;
 }

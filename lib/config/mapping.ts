@@ -1,6 +1,8 @@
 import { config } from './index.ts';
-import { parseFeeSchedule, type FeeSchedule } from './fee-schedule.ts';
-import { parsePaymentTypeMap, type PaymentTypeMap } from './payment-types.ts';
+import type { FeeSchedule } from '../domain/fee-schedule.ts';
+import type { PaymentTypeMap } from '../domain/payment-types.ts';
+import { parseFeeSchedule } from './fee-schedule.ts';
+import { parsePaymentTypeMap } from './payment-types.ts';
 
 /** The JSON-valued settings, parsed once per cold start like the rest of the config. */
 let paymentTypes: { source: string | undefined; value: PaymentTypeMap } | undefined;

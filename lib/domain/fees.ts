@@ -1,4 +1,4 @@
-import type { FeeRule, FeeSchedule } from '../config/fee-schedule.ts';
+import type { FeeRule, FeeSchedule } from './fee-schedule.ts';
 import { InvalidMessageError, OrderbridgeError } from './errors.ts';
 import { toIsoCurrency } from './komfortkasse-mapping.ts';
 import { parseVersaCommerceDate } from './versacommerce.ts';

@@ -4,7 +4,7 @@ import {
   komfortkasseTypeFor,
   paymentMethodDescriptionFor,
   type PaymentTypeMap,
-} from '../config/payment-types.ts';
+} from './payment-types.ts';
 import { InvalidMessageError } from './errors.ts';
 import {
   komfortkasseOrderSchema,

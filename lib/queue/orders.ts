@@ -8,7 +8,7 @@ import {
   type KlarCostMessage,
   type OrderChangedMessage,
 } from '../domain/messages.ts';
-import { encodeQueueMessage } from '../domain/ingest.ts';
+import { encodeQueueMessage } from './encode.ts';
 import { sqsClient } from './sqs.ts';
 
 function queueUrl(name: 'ORDERS_QUEUE_URL' | 'KLAR_COSTS_QUEUE_URL'): string {

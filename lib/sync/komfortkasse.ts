@@ -1,7 +1,7 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { config } from '../config/index.ts';
 import { paymentTypeMap } from '../config/mapping.ts';
-import type { PaymentTypeMap } from '../config/payment-types.ts';
+import type { PaymentTypeMap } from '../domain/payment-types.ts';
 import { describeRemove, describeSubmit, provesNotApplied, removeOrder, submitOrder, type TimedUpstreamError } from '../clients/komfortkasse.ts';
 import { fetchOrder } from '../clients/versacommerce.ts';
 import { InvalidMessageError, UpstreamError, describeError, isPermanent } from '../domain/errors.ts';

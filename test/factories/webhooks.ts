@@ -4,8 +4,8 @@
  * Overrides are shallow; an override of `undefined` removes the key.
  */
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
-import type { WebhookRequest } from '../../lib/domain/ingest.ts';
-import { signatureHeader } from '../../lib/domain/webhook-auth.ts';
+import type { WebhookRequest } from '../../lib/webhook/accept.ts';
+import { signatureHeader } from '../../lib/webhook/auth.ts';
 import { applyOverrides, buildVersaCommerceOrder } from './orders.ts';
 
 export const WEBHOOK_SECRET = 'unit-test-webhook-secret';

@@ -24,7 +24,7 @@ describe('duplicate storm: every webhook delivered 5 times, shuffled', () => {
       retryDelaySeconds: 1,
       env: { KOMFORTKASSE_INITIAL_DUNNING_LEVEL: '2' },
       onInvocation: (log) => {
-        if (log.functionName === 'sync-komfortkasse') recordsSeen += log.records ?? 0;
+        if (log.functionName === 'sync-order') recordsSeen += log.records ?? 0;
       },
     });
   });

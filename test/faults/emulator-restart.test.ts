@@ -41,7 +41,7 @@ describe('emulator restarted mid-run', () => {
       retryDelaySeconds: 3,
       env: { KOMFORTKASSE_LEASE_SECONDS: '2', KOMFORTKASSE_INITIAL_DUNNING_LEVEL: '1' },
       onInvocation: (log) => {
-        if (log.functionName === 'sync-komfortkasse') failedRecords += log.failures ?? 0;
+        if (log.functionName === 'sync-order') failedRecords += log.failures ?? 0;
       },
     });
   });

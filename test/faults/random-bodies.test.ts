@@ -2,7 +2,7 @@ import { Agent, request } from 'node:http';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { orderEnvelopeSchema, notificationEnvelopeSchema } from '../../lib/domain/versacommerce.ts';
-import { signatureHeader } from '../../lib/domain/webhook-auth.ts';
+import { signatureHeader } from '../../lib/webhook/auth.ts';
 import type { RunningStack } from '../../local/stack.ts';
 import { allQueuesEmpty, bootStack, faultOrder, komfortkasse, mapLimit, TEST_SECRET } from './helpers.ts';
 

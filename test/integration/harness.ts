@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GetQueueAttributesCommand, ReceiveMessageCommand, type Message } from '@aws-sdk/client-sqs';
-import { signatureHeader } from '../../lib/domain/webhook-auth.ts';
+import { signatureHeader } from '../../lib/webhook/auth.ts';
 import { startStack, type RunningStack, type StackOptions } from '../../local/stack.ts';
 
 export const TEST_SECRET = 'integration-secret';

@@ -2,7 +2,7 @@ import type { Message } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { reloadConfig } from '../../lib/config/index.ts';
 import { klarCostMessageSchema, orderChangedMessageSchema } from '../../lib/domain/messages.ts';
-import { signatureHeader } from '../../lib/domain/webhook-auth.ts';
+import { signatureHeader } from '../../lib/webhook/auth.ts';
 import type { RunningStack } from '../../local/stack.ts';
 import { buildOrderWebhookBody } from '../factories/webhooks.ts';
 import { TEST_SECRET, bootStack, peekMessages, postWebhook, queueDepth, waitFor } from './harness.ts';

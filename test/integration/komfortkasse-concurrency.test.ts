@@ -2,9 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { SQSEvent } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { handler as syncHandler } from '../../functions/sync-komfortkasse.ts';
+import { handler as syncHandler } from '../../functions/sync-order.ts';
 import { submitOrder } from '../../lib/clients/komfortkasse.ts';
-import { DEFAULT_PAYMENT_TYPE_MAP } from '../../lib/config/payment-types.ts';
+import { DEFAULT_PAYMENT_TYPE_MAP } from '../../lib/domain/payment-types.ts';
 import { ConcurrentUpdateError, isPermanent } from '../../lib/domain/errors.ts';
 import { toKomfortkasseOrder } from '../../lib/domain/komfortkasse-mapping.ts';
 import type { OrderChangedMessage } from '../../lib/domain/messages.ts';
@@ -20,7 +20,7 @@ import { bootStack } from './harness.ts';
 
 // Two workers on one order, and a worker that died mid-call: the history table's
 // condition expressions must still let exactly one first submission through.
-describe('sync-komfortkasse under concurrency and crashes', () => {
+describe('sync-order under concurrency and crashes', () => {
   let stack: RunningStack;
 
   beforeAll(async () => {
@@ -70,7 +70,7 @@ describe('sync-komfortkasse under concurrency and crashes', () => {
       awsRegion: 'us-east-1',
     })),
   });
-  const invoke = (event: SQSEvent) => syncHandler(event, lambdaContext('sync-komfortkasse', 30) as never);
+  const invoke = (event: SQSEvent) => syncHandler(event, lambdaContext('sync-order', 30) as never);
 
   const kk = () => stack.simulators.komfortkasse!;
   const submitsOf = (code: string) => kk().requests.filter((r) => r.method === 'POST' && r.path === `/api/v2/order/${code}`);
@@ -295,9 +295,9 @@ describe('sync-komfortkasse under concurrency and crashes', () => {
     expect((await getOrderRecord(order.id))?.komfortkasse.state).toBe('submitted');
   });
 
-  it('accepts the console sample event events/sync-komfortkasse-sqs.json', async () => {
+  it('accepts the console sample event events/sync-order-sqs.json', async () => {
     // prepare
-    const event = JSON.parse(readFileSync(new URL('../../events/sync-komfortkasse-sqs.json', import.meta.url), 'utf8')) as SQSEvent;
+    const event = JSON.parse(readFileSync(new URL('../../events/sync-order-sqs.json', import.meta.url), 'utf8')) as SQSEvent;
     const message = JSON.parse(event.Records[0]!.body) as OrderChangedMessage;
 
     // act

@@ -1,6 +1,6 @@
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { handler as syncHandler } from '../../functions/sync-komfortkasse.ts';
+import { handler as syncHandler } from '../../functions/sync-order.ts';
 import type { OrderChangedMessage } from '../../lib/domain/messages.ts';
 import { getOrderRecord, listAttempts } from '../../lib/store/history.ts';
 import { seedOrder } from '../../local/simulators/fixtures.ts';
@@ -8,9 +8,9 @@ import type { RunningStack } from '../../local/stack.ts';
 import { buildVersaCommerceOrder } from '../factories/orders.ts';
 import { bootStack, drained, peekMessages, postWebhook, waitFor } from './harness.ts';
 
-// The sync-komfortkasse worker end to end: webhook → ingest → orders.fifo → real handler
+// The sync-order worker end to end: webhook → ingest → orders.fifo → real handler
 // → Komfortkasse simulator, with the recorded state read back from DynamoDB Local.
-describe('sync-komfortkasse through the local stack', () => {
+describe('sync-order through the local stack', () => {
   let stack: RunningStack;
   /** Every order-changed message the worker was handed, redeliveries included. */
   const deliveries: OrderChangedMessage[] = [];
@@ -23,7 +23,7 @@ describe('sync-komfortkasse through the local stack', () => {
   beforeAll(async () => {
     stack = await bootStack({
       env: { KOMFORTKASSE_INITIAL_DUNNING_LEVEL: '1' },
-      handlers: { 'sync-komfortkasse': recordingHandler },
+      handlers: { 'sync-order': recordingHandler },
     });
   });
   afterAll(async () => stack?.stop());

@@ -8,7 +8,7 @@ import { bootStack, peekMessages, waitFor } from './harness.ts';
 // The local stack's own plumbing, with recording handlers in place of the real workers.
 describe('local stack plumbing (real DynamoDB Local and SQS emulator)', () => {
   let stack: RunningStack;
-  const received: Record<string, SQSEvent[]> = { 'sync-komfortkasse': [], 'upload-klar-costs': [] };
+  const received: Record<string, SQSEvent[]> = { 'sync-order': [], 'upload-klar-costs': [] };
   const poison = new Set<string>();
 
   const recorder = (name: string) => async (event: SQSEvent): Promise<SQSBatchResponse> => {
@@ -20,14 +20,14 @@ describe('local stack plumbing (real DynamoDB Local and SQS emulator)', () => {
     stack = await bootStack({
       visibilityTimeoutSeconds: 1,
       retryDelaySeconds: undefined,
-      handlers: { 'sync-komfortkasse': recorder('sync-komfortkasse'), 'upload-klar-costs': recorder('upload-klar-costs') },
+      handlers: { 'sync-order': recorder('sync-order'), 'upload-klar-costs': recorder('upload-klar-costs') },
     });
   });
   afterAll(async () => stack?.stop());
 
   const records = (name: string) => received[name]!.flatMap((event) => event.Records);
 
-  it('delivers a message on orders.fifo to sync-komfortkasse as a real SQS event', async () => {
+  it('delivers a message on orders.fifo to sync-order as a real SQS event', async () => {
     // prepare
     const body = JSON.stringify({ probe: 'orders' });
     // act
@@ -35,7 +35,7 @@ describe('local stack plumbing (real DynamoDB Local and SQS emulator)', () => {
       new SendMessageCommand({ QueueUrl: stack.queues.orders.url, MessageBody: body, MessageGroupId: '42', MessageDeduplicationId: 'probe-1', MessageAttributes: { correlationId: { DataType: 'String', StringValue: 'c-1' } } }),
     );
     // assess
-    const record = await waitFor(() => records('sync-komfortkasse').find((r) => r.body === body), 'the orders message');
+    const record = await waitFor(() => records('sync-order').find((r) => r.body === body), 'the orders message');
     expect(record.eventSource).toBe('aws:sqs');
     expect(record.eventSourceARN).toBe(stack.queues.orders.arn);
     expect(record.attributes.MessageGroupId).toBe('42');

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_FEE_SCHEDULE, feeScheduleSchema, parseFeeSchedule } from '../../lib/config/fee-schedule.ts';
+import { parseFeeSchedule } from '../../lib/config/fee-schedule.ts';
+import { DEFAULT_FEE_SCHEDULE, feeScheduleSchema } from '../../lib/domain/fee-schedule.ts';
 import { ConfigError } from '../../lib/domain/errors.ts';
 
 function configErrorOf(json: string): ConfigError {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_FEE_SCHEDULE, type FeeRule, type FeeSchedule } from '../../lib/config/fee-schedule.ts';
+import { DEFAULT_FEE_SCHEDULE, type FeeRule, type FeeSchedule } from '../../lib/domain/fee-schedule.ts';
 import { InvalidMessageError, isPermanent } from '../../lib/domain/errors.ts';
 import { berlinCalendarDate, feeFor, UnknownPaymentTypeError } from '../../lib/domain/fees.ts';
 

@@ -4,7 +4,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import fc from 'fast-check';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { forgetSecrets } from '../../lib/config/index.ts';
-import { MAX_BODY_BYTES } from '../../lib/domain/ingest.ts';
+import { MAX_BODY_BYTES } from '../../lib/webhook/accept.ts';
 import { klarCostMessageSchema, orderChangedMessageSchema } from '../../lib/domain/messages.ts';
 import { logger } from '../../lib/observability/logger.ts';
 import { metrics } from '../../lib/observability/metrics.ts';

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_PAYMENT_TYPE_MAP, parsePaymentTypeMap } from '../../lib/config/payment-types.ts';
+import { parsePaymentTypeMap } from '../../lib/config/payment-types.ts';
+import { DEFAULT_PAYMENT_TYPE_MAP } from '../../lib/domain/payment-types.ts';
 import { InvalidMessageError } from '../../lib/domain/errors.ts';
 import {
   desiredKomfortkasseState,

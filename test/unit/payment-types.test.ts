@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
+import { parsePaymentTypeMap } from '../../lib/config/payment-types.ts';
 import {
   DEFAULT_PAYMENT_TYPE_MAP,
   komfortkasseTypeFor,
-  parsePaymentTypeMap,
   paymentMethodDescriptionFor,
   paymentTypeMapSchema,
-} from '../../lib/config/payment-types.ts';
+} from '../../lib/domain/payment-types.ts';
 import { ConfigError } from '../../lib/domain/errors.ts';
 
 function configErrorFrom(action: () => unknown): ConfigError {

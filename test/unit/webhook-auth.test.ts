@@ -6,7 +6,7 @@ import {
   parseSignatureHeader,
   sign,
   signatureHeader,
-} from '../../lib/domain/webhook-auth.ts';
+} from '../../lib/webhook/auth.ts';
 
 const SECRET = 'current-secret';
 const OLD_SECRET = 'previous-secret';

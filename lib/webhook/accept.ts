@@ -4,15 +4,16 @@ import {
   notificationEnvelopeSchema,
   orderEnvelopeSchema,
   orderIdFromSubject,
-} from './versacommerce.ts';
+} from '../domain/versacommerce.ts';
 import {
   klarCostMessageFor,
   klarCostMessageSchema,
   orderChangedMessageSchema,
   type KlarCostMessage,
   type OrderChangedMessage,
-} from './messages.ts';
-import { isAuthentic, type RawBody } from './webhook-auth.ts';
+} from '../domain/messages.ts';
+import { encodeQueueMessage } from '../queue/encode.ts';
+import { isAuthentic, type RawBody } from './auth.ts';
 
 export const WEBHOOK_PATH = '/webhooks/versacommerce';
 /** The SQS message limit; a bigger order could not be enqueued anyway. */
@@ -239,19 +240,6 @@ function dedupeIssues(issues: FieldIssue[]): FieldIssue[] {
     seen.add(key);
     return true;
   });
-}
-
-/** Characters SQS refuses in a message body (and the emulator refuses astral ones too). */
-const SQS_UNSAFE_CHAR = /[^\x09\x0A\x0D\x20-\uD7FF\uE000-\uFFFD]/g;
-
-/**
- * JSON for an SQS message body. Characters SQS would refuse (U+FFFE, U+FFFF, and every
- * UTF-16 surrogate, which the emulator rejects even in valid pairs) are written as \u
- * escapes: the same JSON value, so an emoji in a customer note cannot turn into a 503.
- * Throws on values JSON.stringify cannot handle (e.g. absurd nesting).
- */
-export function encodeQueueMessage(message: unknown): string {
-  return JSON.stringify(message).replace(SQS_UNSAFE_CHAR, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 function byteLength(body: RawBody): number {
