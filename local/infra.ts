@@ -158,7 +158,8 @@ export function readStackDefinition(options: { stage?: string; file?: string; en
         };
       }
       if (event.httpApi) {
-        const http = typeof event.httpApi === 'string' ? { method: '*', path: '*' } : event.httpApi;
+        // `httpApi: '*'` is the $default route; `httpApi: 'POST /path'` the short form of a route.
+        const http = typeof event.httpApi === 'string' ? parseRouteString(event.httpApi) : event.httpApi;
         return { type: 'httpApi', method: String(http.method ?? '*').toUpperCase(), path: String(http.path ?? '*') };
       }
       if (event.schedule) {
@@ -171,6 +172,14 @@ export function readStackDefinition(options: { stage?: string; file?: string; en
   });
 
   return { service, stage, queues, table, functions };
+}
+
+function parseRouteString(route: string): { method: string; path: string } {
+  const trimmed = route.trim();
+  if (trimmed === '*') return { method: '*', path: '*' };
+  const [method, path] = trimmed.split(/\s+/, 2);
+  if (!method || !path) throw new Error(`unsupported httpApi route "${route}" (use '*' or 'METHOD /path')`);
+  return { method: method === 'ANY' ? '*' : method, path };
 }
 
 function splitHandler(handler: string): [string, string] {

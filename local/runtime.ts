@@ -197,13 +197,81 @@ async function withTimeout<T>(promise: Promise<T>, ms: number, name: string): Pr
   }
 }
 
+/** A declared HTTP API route, as in serverless.yml: `method` is `*` for ANY, `path` is `*` for `$default`. */
+export interface HttpRoute {
+  method: string;
+  path: string;
+}
+
+/** The route key API Gateway gives a declared route: `POST /webhooks/versacommerce`, `ANY /{proxy+}`, `$default`. */
+export function routeKeyOf(route: HttpRoute): string {
+  if (route.path === '*') return '$default';
+  return `${route.method === '*' ? 'ANY' : route.method.toUpperCase()} ${route.path}`;
+}
+
 /**
- * The HTTP API: every request becomes a real API Gateway v2 event for the handler.
+ * Picks the route API Gateway (HTTP API) would pick for a request, or undefined (its 404):
+ * the most specific path wins (literal segments over `{param}` over a greedy `{proxy+}`), a
+ * route with the request's method over ANY, and `$default` only when nothing else matches.
+ * Paths and methods are compared exactly (case-sensitive paths, no trailing-slash folding).
+ */
+export function matchRoute(routes: readonly HttpRoute[], method: string, path: string): string | undefined {
+  const requestMethod = method.toUpperCase();
+  const segments = path.split('/').slice(1);
+  let best: { key: string; score: number[] } | undefined;
+  for (const route of routes) {
+    if (route.path === '*') continue;
+    const routeMethod = route.method === '*' || route.method.toUpperCase() === 'ANY' ? '*' : route.method.toUpperCase();
+    if (routeMethod !== '*' && routeMethod !== requestMethod) continue;
+    const score = pathScore(route.path.split('/').slice(1), segments);
+    if (!score) continue;
+    score.push(routeMethod === '*' ? 0 : 1);
+    if (!best || compareScores(score, best.score) > 0) best = { key: routeKeyOf(route), score };
+  }
+  if (best) return best.key;
+  return routes.some((route) => route.path === '*') ? '$default' : undefined;
+}
+
+/** [literal segments, single-segment params, not greedy] when `pattern` matches, else undefined. */
+function pathScore(pattern: string[], segments: string[]): number[] | undefined {
+  let literals = 0;
+  let params = 0;
+  for (let i = 0; i < pattern.length; i++) {
+    const part = pattern[i]!;
+    if (/^\{[^{}]+\+\}$/.test(part)) {
+      // greedy: the last segment of a route, matches one or more remaining segments
+      return i === pattern.length - 1 && segments.length > i && segments.slice(i).join('/') !== '' ? [literals, params, 0] : undefined;
+    }
+    const segment = segments[i];
+    if (segment === undefined) return undefined;
+    if (/^\{[^{}]+\}$/.test(part)) {
+      if (segment === '') return undefined;
+      params++;
+    } else if (part === segment) literals++;
+    else return undefined;
+  }
+  return pattern.length === segments.length ? [literals, params, 1] : undefined;
+}
+
+function compareScores(a: number[], b: number[]): number {
+  // more literal segments first, then "not greedy", then more params, then a specific method
+  const order = [0, 2, 1, 3];
+  for (const i of order) if (a[i] !== b[i]) return a[i]! - b[i]!;
+  return 0;
+}
+
+/** API Gateway's own answer when no route matches: the function is not invoked. */
+const NOT_FOUND = JSON.stringify({ message: 'Not Found' });
+
+/**
+ * The HTTP API: a request that matches a route becomes a real API Gateway v2 event for the
+ * handler; one that matches none is answered 404 `{"message":"Not Found"}` here, as API
+ * Gateway does, without invoking anything (`routeKeyFor` returns undefined for it).
  * `/health` is answered by the local stack itself.
  */
 export function startHttpApi(
   port: number,
-  route: { functionName: string; routeKeyFor: (method: string, path: string) => string; handler: () => Handler; timeoutSeconds: number },
+  route: { functionName: string; routeKeyFor: (method: string, path: string) => string | undefined; handler: () => Handler; timeoutSeconds: number },
   host = '127.0.0.1',
 ): Promise<Server> {
   const server = createServer((request, response) => {
@@ -223,9 +291,18 @@ export function startHttpApi(
         response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'ok' }));
         return;
       }
+      let routeKey: string | undefined;
       try {
-        const path = new URL(request.url ?? '/', 'http://localhost').pathname;
-        const event = apiGatewayV2Event(request, Buffer.concat(chunks), route.routeKeyFor(request.method ?? 'GET', path));
+        routeKey = route.routeKeyFor(request.method ?? 'GET', new URL(request.url ?? '/', 'http://localhost').pathname);
+      } catch {
+        routeKey = undefined; // an unparsable request target matches no route
+      }
+      if (routeKey === undefined) {
+        response.writeHead(404, { 'content-type': 'application/json' }).end(NOT_FOUND);
+        return;
+      }
+      try {
+        const event = apiGatewayV2Event(request, Buffer.concat(chunks), routeKey);
         const result = await route.handler()(event, lambdaContext(route.functionName, route.timeoutSeconds));
         const headers = { ...(result?.headers ?? {}) } as Record<string, string>;
         const body = result?.isBase64Encoded ? Buffer.from(String(result.body ?? ''), 'base64') : String(result?.body ?? '');

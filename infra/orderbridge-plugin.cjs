@@ -1,0 +1,103 @@
+'use strict';
+
+/**
+ * Orderbridge's own osls plugin (registered in serverless.yml `plugins:`).
+ *
+ * - Before anything is built (`package`, and `deploy` with a prebuilt `--package`), it checks
+ *   the deploy-time settings and fails naming the environment variable at fault:
+ *   ORDERBRIDGE_ALARM_EMAIL must be set for every stage but custom.alarmEmailOptionalStages
+ *   (alarms that reach nobody are no alarms), and WEBHOOK_THROTTLE_BURST /
+ *   WEBHOOK_THROTTLE_RATE must be positive numbers.
+ * - After a deploy (and on `info`), it prints the CloudWatch dashboard's URL.
+ *
+ * Plain CommonJS without dependencies: osls loads it from the service directory.
+ */
+
+const DEFAULT_OPTIONAL_STAGES = ['local', 'dev', 'ci'];
+// Deliberately loose: SNS (and the confirmation mail) is the real check.
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+
+class OrderbridgePlugin {
+  constructor(serverless, options = {}, utils = {}) {
+    this.serverless = serverless;
+    this.options = options;
+    this.log = utils.log ?? {
+      notice: (message) => serverless.cli.log(message),
+      warning: (message) => serverless.cli.log(message),
+    };
+    this.hooks = {
+      'before:package:initialize': () => this.checkSettings(),
+      'before:deploy:deploy': () => this.checkSettings(),
+      'after:deploy:deploy': () => this.printDashboardUrl(),
+      'after:info:info': () => this.printDashboardUrl(),
+    };
+  }
+
+  fail(message) {
+    const ServerlessError = this.serverless.classes && this.serverless.classes.Error;
+    throw ServerlessError ? new ServerlessError(message, 'ORDERBRIDGE_SETTINGS') : new Error(message);
+  }
+
+  stage() {
+    return this.serverless.getProvider('aws').getStage();
+  }
+
+  custom() {
+    return this.serverless.service.custom || {};
+  }
+
+  checkSettings() {
+    if (this.checked) return; // `deploy` runs the package lifecycle first
+    this.checked = true;
+    const stage = this.stage();
+    const custom = this.custom();
+    const optional = Array.isArray(custom.alarmEmailOptionalStages) ? custom.alarmEmailOptionalStages.map(String) : DEFAULT_OPTIONAL_STAGES;
+    const email = custom.alarmEmail === undefined || custom.alarmEmail === null ? '' : String(custom.alarmEmail).trim();
+    if (email === '' && !optional.includes(stage)) {
+      this.fail(
+        `ORDERBRIDGE_ALARM_EMAIL is not set: stage "${stage}" needs an address that receives its alarms ` +
+          `(e.g. ORDERBRIDGE_ALARM_EMAIL=ops@example.com npx osls deploy --stage ${stage}). ` +
+          `Only the stages ${optional.join(', ')} may go without one.`,
+      );
+    }
+    if (email !== '' && !EMAIL.test(email)) {
+      this.fail(`ORDERBRIDGE_ALARM_EMAIL is not an e-mail address: "${email}"`);
+    }
+    if (email === '') this.log.warning(`ORDERBRIDGE_ALARM_EMAIL is not set: alarms of stage "${stage}" reach no one`);
+
+    const throttle = custom.webhookThrottle || {};
+    const burst = Number(throttle.burst);
+    if (!Number.isInteger(burst) || burst < 1) {
+      this.fail(`WEBHOOK_THROTTLE_BURST must be a whole number of requests ≥ 1, not "${throttle.burst}"`);
+    }
+    const rate = Number(throttle.rate);
+    if (!Number.isFinite(rate) || rate <= 0) {
+      this.fail(`WEBHOOK_THROTTLE_RATE must be a number of requests per second > 0, not "${throttle.rate}"`);
+    }
+    // Environment variables are strings: hand CloudFormation numbers.
+    throttle.burst = burst;
+    throttle.rate = rate;
+    const extensions = this.serverless.service.resources && this.serverless.service.resources.extensions;
+    const settings = extensions && extensions.HttpApiStage && extensions.HttpApiStage.Properties && extensions.HttpApiStage.Properties.DefaultRouteSettings;
+    if (settings && 'ThrottlingBurstLimit' in settings) settings.ThrottlingBurstLimit = burst;
+    if (settings && 'ThrottlingRateLimit' in settings) settings.ThrottlingRateLimit = rate;
+  }
+
+  dashboardName() {
+    const resources = (this.serverless.service.resources && this.serverless.service.resources.Resources) || {};
+    const dashboard = Object.values(resources).find((resource) => resource && resource.Type === 'AWS::CloudWatch::Dashboard');
+    const name = dashboard && dashboard.Properties && dashboard.Properties.DashboardName;
+    return typeof name === 'string' ? name : `${this.serverless.service.service}-${this.stage()}`;
+  }
+
+  dashboardUrl() {
+    const region = this.serverless.getProvider('aws').getRegion();
+    return `https://${region}.console.aws.amazon.com/cloudwatch/home?region=${region}#dashboards:name=${encodeURIComponent(this.dashboardName())}`;
+  }
+
+  printDashboardUrl() {
+    this.log.notice(`dashboard: ${this.dashboardUrl()}`);
+  }
+}
+
+module.exports = OrderbridgePlugin;
