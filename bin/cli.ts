@@ -69,6 +69,24 @@ function positiveInt(command: string, option: string, value: string | boolean | 
 }
 
 export const COMMANDS: Record<string, CommandSpec> = {
+  status: {
+    usage: 'status [--json]',
+    summary: 'one screen: queues and DLQs, needs-attention, Klar import, last reconcile, DRY_RUN',
+    description:
+      'Shows, for orders.fifo, its DLQ, klar-costs and its DLQ: messages visible, in flight, and the age\n' +
+      'of the oldest message (in AWS from CloudWatch ApproximateAgeOfOldestMessage, the latest datapoint of\n' +
+      "the last 15 minutes; locally from the SQS emulator's inspection, which receives nothing). Then the\n" +
+      "orders in needs-attention per side, the last reading of Klar's import state, the last reconcile run\n" +
+      "and DRY_RUN (in AWS as the last Klar reading reports it). Ends with what needs a look: a DLQ that\n" +
+      'is not empty, parked orders, a failing Klar import, no reconcile in the last 2 days. Read-only; the\n' +
+      'exit code is 0 whatever it finds (1 only when nothing at all could be read).',
+    options: { json: { ...json, help: 'print {"at","target","queues":[…],"needsAttention","klar","reconcile","dryRun","needsALook":[…]}' } },
+    examples: ['orderbridge status', 'orderbridge status --stage prod', 'orderbridge status --json | jq .needsALook'],
+    prepare(positionals, values) {
+      noPositionals('status', positionals);
+      return async ({ io, target }) => (await import('../lib/ops/status.ts')).runStatus(target, { json: values.json === true }, io);
+    },
+  },
   history: {
     usage: 'history <orderCode> [--json]',
     summary: 'recorded Komfortkasse and Klar state and the attempt log of one order',
@@ -86,20 +104,47 @@ export const COMMANDS: Record<string, CommandSpec> = {
     },
   },
   replay: {
-    usage: 'replay <orderCode>',
-    summary: 'enqueue an order again (safe: sync is level-triggered)',
+    usage: 'replay <orderCode> | --needs-attention [--target komfortkasse|klar] [--dry-run]',
+    summary: 'enqueue an order again, or every parked order at once (safe: sync is level-triggered)',
     description:
-      'Fetches the order from VersaCommerce and enqueues it on both queues, as a webhook would (source\n' +
+      'Fetches the order from VersaCommerce and enqueues it on orders.fifo, as a webhook would (source\n' +
       '"replay"). If the shop cannot be reached from here, the message goes without a snapshot and the\n' +
-      'workers fetch the order themselves. Workers only call upstream where the recorded state differs,\n' +
+      'order worker fetches the order itself. Workers only call upstream where the recorded state differs,\n' +
       'so a replay is always safe; it also retries an order in needs-attention. For an order Orderbridge\n' +
-      "never saw, pass the shop's numeric order id.",
-    options: {},
-    examples: ['orderbridge replay 196-083-565', 'orderbridge replay 37578 --stage prod'],
+      "never saw, pass the shop's numeric order id.\n" +
+      '\n' +
+      'With --needs-attention instead of an order, re-queues every order `orderbridge needs-attention`\n' +
+      'lists (only those parked on one side with --target), the same way, five at a time: for after the\n' +
+      'cause is fixed upstream. An order parked on both sides is enqueued once; the worker retries both.\n' +
+      'Progress goes to stderr, a summary per target to stdout. Exit code 1 if any order could not be\n' +
+      're-queued (e.g. it no longer exists in the shop); those stay parked.',
+    options: {
+      'needs-attention': { type: 'boolean', help: 'every order in needs-attention instead of one order' },
+      target: { type: 'string', value: '<komfortkasse|klar>', help: 'with --needs-attention: only orders parked on this side' },
+      'dry-run': { type: 'boolean', help: 'with --needs-attention: list what would be re-queued; enqueue nothing' },
+    },
+    examples: [
+      'orderbridge replay 196-083-565',
+      'orderbridge replay 37578 --stage prod',
+      'orderbridge replay --needs-attention --dry-run',
+      'orderbridge replay --needs-attention --target klar --stage prod',
+    ],
     mutates: true,
-    prepare(positionals) {
-      const reference = onePositional('replay', '<orderCode>', positionals);
-      return async ({ io }) => (await import('../lib/ops/replay.ts')).runReplay(reference, io);
+    prepare(positionals, values) {
+      const all = values['needs-attention'] === true;
+      if (!all) {
+        if (values.target !== undefined) throw new UsageError('--target only goes with --needs-attention', 'replay');
+        if (values['dry-run'] === true) throw new UsageError('--dry-run only goes with --needs-attention', 'replay');
+        if (positionals.length === 0) throw new UsageError('replay needs <orderCode> or --needs-attention', 'replay');
+        const reference = onePositional('replay', '<orderCode>', positionals);
+        return async ({ io }) => (await import('../lib/ops/replay.ts')).runReplay(reference, io);
+      }
+      if (positionals.length) throw new UsageError(`replay takes either <orderCode> or --needs-attention, not both (got: ${positionals.join(' ')})`, 'replay');
+      const target = values.target;
+      if (target !== undefined && target !== 'komfortkasse' && target !== 'klar') {
+        throw new UsageError(`unknown --target "${String(target)}": use komfortkasse or klar`, 'replay');
+      }
+      return async ({ io }) => (await import('../lib/ops/replay.ts')).runReplayParked({ target, dryRun: values['dry-run'] === true }, io);
     },
   },
   redrive: {
@@ -110,7 +155,8 @@ export const COMMANDS: Record<string, CommandSpec> = {
       '(keeping the message group, with a fresh deduplication id) or klar-costs-dlq → klar-costs. Each\n' +
       'message is sent to the source queue before it is deleted from the DLQ, so an interruption\n' +
       '(Ctrl-C stops after the current batch) may duplicate a message — harmless — but never loses one.\n' +
-      'Progress goes to stderr.',
+      'A message of an order forgotten since it was parked (orderbridge forget) goes back without its\n' +
+      'order snapshot: the worker fetches the order from the shop. Progress goes to stderr.',
     options: {
       max: { type: 'string', value: 'N', help: 'move at most N messages' },
       'dry-run': { type: 'boolean', help: 'list the messages that would move; move nothing' },
@@ -170,8 +216,9 @@ export const COMMANDS: Record<string, CommandSpec> = {
     summary: 'every order in needs-attention, with the upstream message',
     description:
       'Lists every order whose Komfortkasse or Klar side is in needs-attention — a permanent error such\n' +
-      'as Komfortkasse 400, Klar INVALID or 401 — with the message the upstream gave. Fix the cause,\n' +
-      'then replay the order.',
+      'as Komfortkasse 400 or Klar INVALID — with the message the upstream gave. A 401/403 is never one:\n' +
+      'that is our credentials, retried and then dead-lettered (see orderbridge status). Fix the cause,\n' +
+      'then replay the order, or all of them: orderbridge replay --needs-attention.',
     options: { json },
     examples: ['orderbridge needs-attention', 'orderbridge needs-attention --json --stage prod'],
     prepare(positionals, values) {
@@ -206,18 +253,20 @@ const CONNECTS = `Where it connects (first match wins):
                               written by \`npm start\` in this checkout while it runs: no flags needed
   the environment             HISTORY_TABLE_NAME and ORDERS_QUEUE_URL (and KLAR_COSTS_QUEUE_URL) already set
 replay and reconcile also read the shop: locally its simulator, in AWS VERSACOMMERCE_BASE_URL with the
-API key and password from VERSACOMMERCE_API_KEY/_PASSWORD or SSM /orderbridge/<stage>/….`;
+API key and password from VERSACOMMERCE_API_KEY/_PASSWORD or SSM /orderbridge/<stage>/…. status in AWS
+also reads CloudWatch (cloudwatch:GetMetricData).`;
 
 function optionLines(options: Record<string, OptionSpec>): string[] {
   return Object.entries(options).map(([name, spec]) => {
     const flag = `${spec.short ? `-${spec.short}, ` : ''}--${name}${spec.value ? ` ${spec.value}` : ''}`;
-    return `  ${flag.padEnd(24)}${spec.help}`;
+    // Two spaces at least, so a long flag never runs into its help.
+    return `  ${flag.padEnd(22)}  ${spec.help}`;
   });
 }
 
 export function mainHelp(): string {
   return [
-    'orderbridge — operate Orderbridge: order history, replays, dead-letter queues, reconciliation.',
+    'orderbridge — operate Orderbridge: status, order history, replays, dead-letter queues, reconciliation.',
     '',
     'Usage: orderbridge <command> [arguments] [options]',
     '       npm run orderbridge -- <command> [arguments] [options]',
@@ -232,6 +281,8 @@ export function mainHelp(): string {
     '',
     'Examples:',
     '  npm run orderbridge -- history 196-083-565',
+    '  npm run orderbridge -- status --stage prod',
+    '  npm run orderbridge -- replay --needs-attention --dry-run',
     '  npm run orderbridge -- redrive orders --dry-run',
     '  npm run orderbridge -- reconcile --since 2025-01-01 --stage prod',
     '',

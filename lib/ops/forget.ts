@@ -1,4 +1,5 @@
-import { forgetOrderPersonalData, getOrderRecord } from '../store/history.ts';
+import { getOrderRecord } from '../store/order-record.ts';
+import { forgetOrderPersonalData } from '../store/privacy.ts';
 import { resolveOrderId } from './history-view.ts';
 import { EXIT, println, type CliIo } from './io.ts';
 

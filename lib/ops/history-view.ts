@@ -1,13 +1,7 @@
 import * as z from 'zod';
-import {
-  attemptSchema,
-  findOrderIdByCode,
-  getOrderRecord,
-  listAttempts,
-  orderRecordSchema,
-  type Attempt,
-  type OrderRecord,
-} from '../store/history.ts';
+import { attemptSchema, orderRecordSchema, type Attempt, type OrderRecord } from '../domain/sync-state.ts';
+import { listAttempts } from '../store/attempts.ts';
+import { findOrderIdByCode, getOrderRecord } from '../store/order-record.ts';
 import { EXIT, indent, printJson, println, renderTable, type CliIo } from './io.ts';
 
 /**

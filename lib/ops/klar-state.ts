@@ -1,4 +1,4 @@
-import { listKlarReadings, type KlarReading } from '../store/history.ts';
+import { listKlarReadings, type KlarReading } from '../store/klar-readings.ts';
 import { EXIT, printJson, println, renderTable, type CliIo } from './io.ts';
 
 /** The last readings poll-klar-state recorded of Klar's import state, newest first. */

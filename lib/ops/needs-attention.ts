@@ -1,5 +1,7 @@
 import * as z from 'zod';
-import { KLAR_STATES, KOMFORTKASSE_STATES, listNeedsAttention, type OrderRecord } from '../store/history.ts';
+import { KLAR_STATES, KOMFORTKASSE_STATES, type SyncTarget } from '../domain/sync-state.ts';
+import { listAttention } from '../store/attention.ts';
+import { getOrderRecords } from '../store/order-record.ts';
 import { EXIT, printJson, println, renderTable, type CliIo } from './io.ts';
 
 /** One order that needs a human, with what the upstream said. */
@@ -13,14 +15,19 @@ export const needsAttentionEntrySchema = z.object({
 export type NeedsAttentionEntry = z.infer<typeof needsAttentionEntrySchema>;
 
 /**
- * Every order in needs-attention on either side, oldest first. The index is sparse and
- * cleared when both sides recover; the state check guards against a lagging index.
+ * Every order in needs-attention on either side (or on `target` only), oldest first. The
+ * index holds one item per parked side; the records add both sides' states, and guard
+ * against an index entry whose side has recovered meanwhile.
  */
-export async function needsAttention(): Promise<NeedsAttentionEntry[]> {
-  const records = await listNeedsAttention();
-  return records
-    .filter((r: OrderRecord) => r.komfortkasse.state === 'needs-attention' || r.klar.state === 'needs-attention')
-    .map((r) => needsAttentionEntrySchema.parse(r));
+export async function needsAttention(target?: SyncTarget): Promise<NeedsAttentionEntry[]> {
+  const parked = (await listAttention()).filter((entry) => target === undefined || entry.target === target);
+  const orderIds = [...new Set(parked.map((entry) => entry.orderId))];
+  const records = await getOrderRecords(orderIds);
+  return orderIds.flatMap((orderId) => {
+    const record = records.get(orderId);
+    const stillParked = record && parked.some((entry) => entry.orderId === orderId && record[entry.target].state === 'needs-attention');
+    return stillParked ? [needsAttentionEntrySchema.parse(record)] : [];
+  });
 }
 
 export async function runNeedsAttention(options: { json?: boolean }, io: CliIo): Promise<number> {
@@ -49,6 +56,6 @@ export async function runNeedsAttention(options: { json?: boolean }, io: CliIo):
       ]),
     ),
   );
-  println(io.stdout, '\nFix the cause, then: orderbridge replay <order> (or wait for the next change of the order).');
+  println(io.stdout, '\nFix the cause, then: orderbridge replay <order>, or all at once: orderbridge replay --needs-attention (--dry-run first).');
   return EXIT.ok;
 }

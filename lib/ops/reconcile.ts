@@ -7,6 +7,7 @@ export async function runReconcile(options: { since: Date; dryRun?: boolean; jso
   const summary = await reconcile({
     since: options.since,
     dryRun: options.dryRun,
+    trigger: 'cli',
     onPage: ({ page, checked, enqueued }) =>
       println(io.stderr, `reconcile: page ${page + 1} — ${checked} checked, ${enqueued} ${options.dryRun ? 'to enqueue' : 'enqueued'}`),
   });

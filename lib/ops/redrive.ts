@@ -10,8 +10,11 @@ import {
   type MessageAttributeValue,
 } from '@aws-sdk/client-sqs';
 import { OrderbridgeError } from '../domain/errors.ts';
+import type { OrderRecord } from '../domain/sync-state.ts';
+import { encodeQueueMessage } from '../queue/encode.ts';
 import { deduplicationId } from '../queue/orders.ts';
 import { sqsClient } from '../queue/sqs.ts';
+import { getOrderRecords } from '../store/order-record.ts';
 import { EXIT, println, renderTable, type CliIo } from './io.ts';
 import type { QueueUrls } from './target.ts';
 
@@ -154,12 +157,13 @@ async function move(messages: Message[], options: RedriveOptions, fifo: boolean,
   const sqs = sqsClient();
   let sent;
   try {
+    const bodies = await bodiesToSend(messages);
     sent = await sqs.send(
       new SendMessageBatchCommand({
         QueueUrl: options.source,
         Entries: messages.map((m, index) => ({
           Id: String(index),
-          MessageBody: m.Body ?? '',
+          MessageBody: bodies[index]!,
           MessageAttributes: copyAttributes(m.MessageAttributes),
           ...(fifo
             ? {
@@ -193,6 +197,39 @@ async function move(messages: Message[], options: RedriveOptions, fifo: boolean,
   }
   result.moved += toDelete.length;
   return (sent.Successful ?? []).map((s) => s.MessageId).filter((id): id is string => Boolean(id));
+}
+
+/**
+ * Privacy follows the data: the order snapshot in an order-changed message may hold a
+ * person's data, and an order forgotten (`orderbridge forget`) since the message was parked
+ * must not get it back through the queue. Such a message goes back without its snapshot —
+ * the worker then fetches the order from the shop. Every other body goes back byte for byte.
+ * One batched read of the orders' records per batch; if it fails, nothing is sent.
+ */
+async function bodiesToSend(messages: Message[]): Promise<string[]> {
+  const snapshots = messages.map((m) => orderSnapshotOf(m.Body));
+  const orderIds = snapshots.flatMap((s) => (s ? [s.orderId] : []));
+  const records = orderIds.length ? await getOrderRecords(orderIds) : new Map<number, OrderRecord>();
+  return messages.map((m, index) => {
+    const snapshot = snapshots[index];
+    if (!snapshot || !records.get(snapshot.orderId)?.forgottenAt) return m.Body ?? '';
+    const { order: _dropped, ...withoutSnapshot } = snapshot.body;
+    return encodeQueueMessage(withoutSnapshot);
+  });
+}
+
+/** The parsed body of an order-changed message that carries an order snapshot. */
+function orderSnapshotOf(body: string | undefined): { orderId: number; body: Record<string, unknown> } | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body ?? '');
+  } catch {
+    return undefined;
+  }
+  if (!parsed || typeof parsed !== 'object') return undefined;
+  const message = parsed as Record<string, unknown>;
+  if (message.kind !== 'order-changed' || typeof message.orderId !== 'number' || message.order === undefined) return undefined;
+  return { orderId: message.orderId, body: message };
 }
 
 function copyAttributes(attributes: Record<string, MessageAttributeValue> | undefined): Record<string, MessageAttributeValue> | undefined {

@@ -8,7 +8,8 @@ import { runCli } from '../../bin/cli.ts';
 import { reloadConfig } from '../../lib/config/index.ts';
 import type { KlarCostMessage, OrderChangedMessage } from '../../lib/domain/messages.ts';
 import { resolveTarget, TargetError } from '../../lib/ops/target.ts';
-import { getOrderRecord, listAttempts } from '../../lib/store/history.ts';
+import { listAttempts } from '../../lib/store/attempts.ts';
+import { getOrderRecord } from '../../lib/store/order-record.ts';
 import type { RunningStack } from '../../local/stack.ts';
 import { buildVersaCommerceAddress, buildVersaCommerceOrder } from '../factories/orders.ts';
 import { bootStack, cliFor, drained, postWebhook, queueDepth, waitFor } from './harness.ts';
@@ -475,7 +476,7 @@ describe('orderbridge CLI against the local stack', () => {
       const result = await runBin(['--help']);
       expect(result.code).toBe(0);
       expect(result.stdout).toMatch(/^orderbridge — operate Orderbridge/);
-      for (const command of ['history', 'replay', 'redrive', 'reconcile', 'klar-state', 'needs-attention', 'forget']) {
+      for (const command of ['status', 'history', 'replay', 'redrive', 'reconcile', 'klar-state', 'needs-attention', 'forget']) {
         expect(result.stdout).toContain(`  ${command}`);
       }
       expect(result.stderr).toBe('');
