@@ -14,9 +14,8 @@ export default defineConfig(({ mode }) => ({
       // The fault suite fails records on purpose; its warnings would drown the report.
       POWERTOOLS_LOG_LEVEL: mode === 'faults' ? 'ERROR' : 'WARN',
       POWERTOOLS_DEV: 'false',
-      ORDERBRIDGE_METRICS: 'off',
-      // Powertools still auto-publishes every 100 values of a metric unless disabled.
-      ...(mode === 'faults' ? { POWERTOOLS_METRICS_DISABLED: 'true' } : {}),
+      // Powertools' own switch: no EMF blobs in the test output (a test that checks them turns it on).
+      POWERTOOLS_METRICS_DISABLED: 'true',
     },
   },
 }));

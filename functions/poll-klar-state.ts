@@ -1,9 +1,9 @@
-import middy from '@middy/core';
 import type { ScheduledEvent } from 'aws-lambda';
 import { config } from '../lib/config/index.ts';
 import { describeError } from '../lib/domain/errors.ts';
 import { logger } from '../lib/observability/logger.ts';
-import { count, flushMetrics } from '../lib/observability/metrics.ts';
+import { lambdaHandler } from '../lib/observability/handler.ts';
+import { count } from '../lib/observability/metrics.ts';
 import { pollKlarState } from '../lib/sync/klar-state.ts';
 
 config(); // validate the environment at cold start, naming any bad variable
@@ -18,9 +18,7 @@ async function poll(event: ScheduledEvent | Record<string, unknown>) {
     count('errors');
     logger.error('klar state poll failed', { error: describeError(error) });
     throw error; // a failed scheduled invocation shows in the function's Errors metric
-  } finally {
-    flushMetrics();
   }
 }
 
-export const handler = middy(poll);
+export const handler = lambdaHandler(poll);

@@ -1,9 +1,9 @@
-import middy from '@middy/core';
 import * as z from 'zod';
 import { config } from '../lib/config/index.ts';
 import { InvalidMessageError, describeError } from '../lib/domain/errors.ts';
 import { logger } from '../lib/observability/logger.ts';
-import { count, flushMetrics } from '../lib/observability/metrics.ts';
+import { lambdaHandler } from '../lib/observability/handler.ts';
+import { count } from '../lib/observability/metrics.ts';
 import { SINCE_FORMAT_HINT, parseSinceDate } from '../lib/ops/since.ts';
 import { reconcile } from '../lib/sync/reconcile.ts';
 
@@ -39,16 +39,16 @@ export function sinceFromEvent(event: unknown, now = new Date()): { since: Date;
 async function run(event: unknown) {
   try {
     const { since, dryRun } = sinceFromEvent(event);
-    const summary = await reconcile({ since, dryRun });
+    // The schedule sends its constant input (no `source`); a console test event is anything else.
+    const trigger = (event as { sinceDays?: unknown } | undefined)?.sinceDays !== undefined || (event as { source?: unknown } | undefined)?.source === 'aws.events' ? 'schedule' : 'console';
+    const summary = await reconcile({ since, dryRun, trigger });
     logger.info('reconcile', { ...summary, enqueuedOrderIds: summary.enqueuedOrderIds.slice(0, 50) });
     return summary;
   } catch (error) {
     count('errors');
     logger.error('reconcile failed', { error: describeError(error) });
     throw error;
-  } finally {
-    flushMetrics();
   }
 }
 
-export const handler = middy(run);
+export const handler = lambdaHandler(run);

@@ -1,16 +1,19 @@
-import middy from '@middy/core';
-import { SqsFifoPartialProcessorAsync, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { config } from '../lib/config/index.ts';
-import { InvalidMessageError, describeError } from '../lib/domain/errors.ts';
+import { InvalidMessageError } from '../lib/domain/errors.ts';
 import { orderChangedMessageSchema } from '../lib/domain/messages.ts';
+import { lambdaHandler, type Invocation } from '../lib/observability/handler.ts';
 import { logger, orderLogger } from '../lib/observability/logger.ts';
-import { count, flushMetrics } from '../lib/observability/metrics.ts';
-import { syncKomfortkasse } from '../lib/sync/komfortkasse.ts';
+import { count } from '../lib/observability/metrics.ts';
+import { processFifoBatch } from '../lib/queue/fifo-batch.ts';
+import { recordBudgetMs, syncOrder } from '../lib/sync/sync-order.ts';
 
 config(); // validate the environment at cold start, naming any bad variable
 
-async function handleRecord(record: SQSRecord): Promise<string> {
+/** Orders (message groups) of one batch synced at once; each order's messages in turn. */
+const GROUP_CONCURRENCY = 5;
+
+async function handleRecord(record: SQSRecord, signal: AbortSignal): Promise<unknown> {
   const parsed = orderChangedMessageSchema.safeParse(safeJson(record.body));
   if (!parsed.success) {
     // Unreadable: fail it so it ends in the DLQ instead of vanishing.
@@ -24,8 +27,8 @@ async function handleRecord(record: SQSRecord): Promise<string> {
   const message = parsed.data;
   const log = orderLogger({ orderId: message.orderId, orderCode: message.orderCode, correlationId: message.correlationId });
   log.appendKeys({ receiveCount: Number(record.attributes.ApproximateReceiveCount) });
-  // Failures are logged and counted by the worker; throwing fails only this record.
-  return syncKomfortkasse(message, log);
+  // Failures are logged and counted by the worker; throwing fails this record and the rest of its group.
+  return syncOrder(message, { log, signal });
 }
 
 function safeJson(text: string): unknown {
@@ -36,18 +39,15 @@ function safeJson(text: string): unknown {
   }
 }
 
-async function syncBatch(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
-  // FIFO: after a failure, the rest of that order's messages wait, keeping their order.
-  const processor = new SqsFifoPartialProcessorAsync();
-  try {
-    return await processPartialResponse(event, handleRecord, processor, {
-      context,
-      skipGroupOnError: true,
-      throwOnFullBatchFailure: false,
-    });
-  } finally {
-    flushMetrics();
-  }
+async function syncBatch(event: SQSEvent, context: Context, { signal }: Invocation): Promise<SQSBatchResponse> {
+  return processFifoBatch(event.Records, (record) => handleRecord(record, signal), {
+    concurrency: GROUP_CONCURRENCY,
+    remainingMs: () => context.getRemainingTimeInMillis(),
+    recordBudgetMs: recordBudgetMs(),
+    onSkipped: (record, why) => {
+      if (why === 'no-time') logger.warn('not started: too little time left before the deadline; SQS redelivers it', { messageId: record.messageId });
+    },
+  });
 }
 
-export const handler = middy(syncBatch);
+export const handler = lambdaHandler(syncBatch);

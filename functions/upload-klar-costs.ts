@@ -1,15 +1,16 @@
-import middy from '@middy/core';
-import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { config } from '../lib/config/index.ts';
 import { describeError } from '../lib/domain/errors.ts';
 import { klarCostMessageSchema } from '../lib/domain/messages.ts';
+import { lambdaHandler, type Invocation } from '../lib/observability/handler.ts';
 import { batchLogger, logger } from '../lib/observability/logger.ts';
-import { count, flushMetrics } from '../lib/observability/metrics.ts';
+import { count } from '../lib/observability/metrics.ts';
 import { uploadKlarCosts, type KlarBatchEntry } from '../lib/sync/klar.ts';
 
 config(); // validate the environment at cold start, naming any bad variable
 
-async function uploadBatch(event: SQSEvent): Promise<SQSBatchResponse> {
+async function uploadBatch(event: SQSEvent, _context: Context, { signal }: Invocation): Promise<SQSBatchResponse> {
+  count('klarRecords', event.Records.length);
   const entries: KlarBatchEntry[] = [];
   const unreadable: string[] = [];
   for (const record of event.Records) {
@@ -30,7 +31,7 @@ async function uploadBatch(event: SQSEvent): Promise<SQSBatchResponse> {
   // Every line of the batch carries its orders' correlation ids (from the webhook, via SQS).
   const log = batchLogger(entries.map((e) => e.message.correlationId));
   try {
-    const result = await uploadKlarCosts(entries, log);
+    const result = await uploadKlarCosts(entries, { log, signal });
     log.info('klar batch', { records: event.Records.length, ...result, failed: result.failed.length });
     return { batchItemFailures: [...unreadable, ...result.failed].map((itemIdentifier) => ({ itemIdentifier })) };
   } catch (error) {
@@ -38,9 +39,7 @@ async function uploadBatch(event: SQSEvent): Promise<SQSBatchResponse> {
     log.error('klar batch failed', { error: describeError(error) });
     count('failedTransient', event.Records.length);
     return { batchItemFailures: event.Records.map((r) => ({ itemIdentifier: r.messageId })) };
-  } finally {
-    flushMetrics();
   }
 }
 
-export const handler = middy(uploadBatch);
+export const handler = lambdaHandler(uploadBatch);

@@ -11,7 +11,7 @@ import { resetDocumentClient } from '../lib/store/dynamo.ts';
 import { LOCAL_CREDENTIALS, LOCAL_REGION, startDynamoDbLocal, startSqsEmulator, type Emulator } from './emulators/index.ts';
 import { readStackDefinition, type FunctionDefinition, type StackDefinition } from './infra.ts';
 import { createQueues, createTable, type ProvisionedQueue } from './provision.ts';
-import { Schedule, SqsEventSource, startHttpApi, type Handler, type InvocationLog } from './runtime.ts';
+import { Schedule, SqsEventSource, matchRoute, startHttpApi, type Handler, type InvocationLog } from './runtime.ts';
 import {
   startKlarSimulator,
   startKomfortkasseSimulator,
@@ -145,6 +145,8 @@ export async function startStack(options: StackOptions = {}): Promise<RunningSta
       KLAR_COSTS_QUEUE_URL: queues.klarCosts.url,
       KLAR_BATCH_WINDOW_SECONDS: baseEnv.KLAR_BATCH_WINDOW_SECONDS ?? '5',
       WEBHOOK_SECRETS: baseEnv.WEBHOOK_SECRETS || LOCAL_DEFAULTS.webhookSecret,
+      // In the state file too: `orderbridge status` reports it.
+      DRY_RUN: baseEnv.DRY_RUN || 'false',
     };
     if (!baseEnv.KOMFORTKASSE_BASE_URL) {
       const apiKey = baseEnv.KOMFORTKASSE_API_KEY || LOCAL_DEFAULTS.komfortkasseApiKey;
@@ -230,10 +232,8 @@ export async function startStack(options: StackOptions = {}): Promise<RunningSta
     const port = options.port ?? Number(baseEnv.PORT ?? 3000);
     const server: Server = await startHttpApi(port, {
       functionName: httpRoute.fn.name,
-      routeKeyFor: (method, path) => {
-        const route = httpRoute.routes.find((r) => r.path !== '*' && r.path === path && (r.method === '*' || r.method === method.toUpperCase()));
-        return route ? `${route.method === '*' ? 'ANY' : route.method} ${route.path}` : '$default';
-      },
+      // Like API Gateway: only declared routes reach the function; anything else is its 404.
+      routeKeyFor: (method, path) => matchRoute(httpRoute.routes, method, path),
       handler: handlerOf(httpRoute.fn.name),
       timeoutSeconds: httpRoute.fn.timeoutSeconds,
     });

@@ -1,5 +1,6 @@
 import ky, { HTTPError, TimeoutError, type KyInstance, type Options } from 'ky';
-import { UpstreamError } from '../domain/errors.ts';
+import { UpstreamAuthError, UpstreamError } from '../domain/errors.ts';
+import { countAuthFailure } from '../observability/metrics.ts';
 
 /** Statuses worth another try (DESIGN: 408, 425, 429 and 5xx); every other 4xx is final. */
 export const RETRYABLE_STATUSES: readonly number[] = [408, 425, 429, ...Array.from({ length: 100 }, (_, i) => 500 + i)];
@@ -8,11 +9,24 @@ export function isRetryableStatus(status: number): boolean {
   return status === 408 || status === 425 || status === 429 || status >= 500;
 }
 
+/** 401/403: the upstream refused *our* credentials. */
+export function isCredentialStatus(status: number): boolean {
+  return status === 401 || status === 403;
+}
+
+/** Per call: the invocation's abort signal (middy aborts it shortly before the Lambda deadline). */
+export interface CallOptions {
+  signal?: AbortSignal;
+}
+
 export interface UpstreamClientOptions {
   upstream: string;
   baseUrl: string;
   headers?: Record<string, string>;
+  /** per attempt */
   timeoutMs?: number;
+  /** the whole call, retries and their delays included */
+  totalTimeoutMs?: number;
   retryLimit?: number;
   retryBaseMs?: number;
   /** Longest Retry-After we wait for inside one invocation; longer → SQS redelivers. */
@@ -20,8 +34,8 @@ export interface UpstreamClientOptions {
 }
 
 /**
- * One ky instance per upstream: timeouts, jittered exponential backoff, Retry-After
- * honoured. Built once per module (see each client) and reused across invocations.
+ * One ky instance per upstream: timeouts (per attempt and in total), jittered exponential
+ * backoff, Retry-After honoured. Built once per module (see each client) and reused.
  */
 export function createUpstreamClient(options: UpstreamClientOptions): KyInstance {
   const base = options.retryBaseMs ?? 200;
@@ -29,6 +43,7 @@ export function createUpstreamClient(options: UpstreamClientOptions): KyInstance
     baseUrl: options.baseUrl.endsWith('/') ? options.baseUrl : `${options.baseUrl}/`,
     headers: options.headers,
     timeout: options.timeoutMs ?? 8000,
+    totalTimeout: options.totalTimeoutMs ?? 12_000,
     throwHttpErrors: true,
     retry: {
       limit: options.retryLimit ?? 2,
@@ -45,23 +60,30 @@ export function createUpstreamClient(options: UpstreamClientOptions): KyInstance
   return ky.create(settings);
 }
 
-/** Turns whatever ky threw into an UpstreamError with the right category. */
-export async function toUpstreamError(upstream: string, error: unknown): Promise<UpstreamError> {
+/**
+ * Turns whatever ky threw into an UpstreamError with the right category. A 401/403 becomes
+ * an UpstreamAuthError: counted per upstream, and `onCredentialsRejected` lets the client
+ * drop the cached secret so the next call reads it again (a rotated SSM value).
+ */
+export function toUpstreamError(upstream: string, error: unknown, onCredentialsRejected?: () => void): UpstreamError {
   if (error instanceof UpstreamError) return error;
   if (error instanceof HTTPError) {
     const status = error.response.status;
     // ky 2 has already read the body into `data`; the response body itself is consumed.
-    const upstreamMessage = messageFromBody(error.data) ?? (await readErrorMessage(error.response));
-    const category = isRetryableStatus(status) ? 'transient' : 'permanent';
-    return new UpstreamError(
-      upstream,
-      `${upstream} answered ${status}${upstreamMessage ? `: ${upstreamMessage}` : ''}`,
-      category,
-      { status, upstreamMessage, cause: error },
-    );
+    const upstreamMessage = messageFromBody(error.data);
+    const message = `${upstream} answered ${status}${upstreamMessage ? `: ${upstreamMessage}` : ''}`;
+    if (isCredentialStatus(status)) {
+      countAuthFailure(upstream);
+      onCredentialsRejected?.();
+      return new UpstreamAuthError(upstream, `${message} (our credentials were refused)`, { status, upstreamMessage, cause: error });
+    }
+    return new UpstreamError(upstream, message, isRetryableStatus(status) ? 'transient' : 'permanent', { status, upstreamMessage, cause: error });
   }
   if (error instanceof TimeoutError) {
     return new UpstreamError(upstream, `${upstream} timed out`, 'transient', { cause: error });
+  }
+  if ((error as { name?: string })?.name === 'AbortError') {
+    return new UpstreamError(upstream, `${upstream} call stopped at the function's deadline`, 'transient', { cause: error });
   }
   const message = error instanceof Error ? error.message : String(error);
   return new UpstreamError(upstream, `${upstream} unreachable: ${message}`, 'transient', { cause: error });
@@ -76,21 +98,4 @@ function messageFromBody(data: unknown): string | undefined {
     return JSON.stringify(body).slice(0, 500);
   }
   return undefined;
-}
-
-async function readErrorMessage(response: Response): Promise<string | undefined> {
-  try {
-    const text = await response.clone().text();
-    if (!text) return undefined;
-    try {
-      const body = JSON.parse(text) as Record<string, unknown>;
-      if (typeof body.error === 'string') return body.error;
-      if (typeof body.message === 'string') return body.message;
-      return text.slice(0, 500);
-    } catch {
-      return text.slice(0, 500);
-    }
-  } catch {
-    return undefined;
-  }
 }

@@ -1,9 +1,9 @@
 import { HTTPError, type KyInstance } from 'ky';
 import * as z from 'zod';
-import { config, requiredSecret } from '../config/index.ts';
+import { config, forgetSecret, requiredSecret } from '../config/index.ts';
 import { InvalidMessageError, UpstreamError } from '../domain/errors.ts';
 import { klarBody, klarErrorSchema, klarInvalidResponseSchema, transactionCostsSchema, type KlarError, type TransactionCosts } from '../domain/klar.ts';
-import { createUpstreamClient, toUpstreamError } from './http.ts';
+import { createUpstreamClient, toUpstreamError, type CallOptions } from './http.ts';
 import { memoized } from './registry.ts';
 
 const UPSTREAM = 'Klar';
@@ -11,17 +11,21 @@ const UPSTREAM = 'Klar';
 async function client(): Promise<KyInstance> {
   const env = config();
   const token = await requiredSecret('KLAR_API_TOKEN');
-  return memoized(`klar:${env.KLAR_BASE_URL}:${token}:${env.UPSTREAM_RETRY_LIMIT}:${env.UPSTREAM_RETRY_BASE_MS}`, () =>
+  return memoized(`klar:${env.KLAR_BASE_URL}:${token}:${env.KLAR_TOTAL_TIMEOUT_MS}:${env.UPSTREAM_RETRY_LIMIT}:${env.UPSTREAM_RETRY_BASE_MS}`, () =>
     createUpstreamClient({
       upstream: UPSTREAM,
       baseUrl: env.KLAR_BASE_URL,
       headers: { Authorization: `Bearer ${token}`, Accept: 'application/json' },
       timeoutMs: 20_000,
+      totalTimeoutMs: env.KLAR_TOTAL_TIMEOUT_MS,
       retryLimit: env.UPSTREAM_RETRY_LIMIT,
       retryBaseMs: env.UPSTREAM_RETRY_BASE_MS,
     }),
   );
 }
+
+/** A 401/403 means the token was refused: read it again (maybe rotated in SSM) next time. */
+const tokenRefused = () => forgetSecret('KLAR_API_TOKEN');
 
 /** `<version>/transaction-costs/json`, relative to the host-only KLAR_BASE_URL. */
 export function uploadPath(): string {
@@ -48,7 +52,7 @@ const partialResponseSchema = z.looseObject({ status: z.string().optional(), err
  * INVALID and partial answers are results, not exceptions: the caller maps them back to
  * the orders. Every other failure throws an UpstreamError saying whether to retry.
  */
-export async function uploadTransactionCosts(costs: TransactionCosts[]): Promise<UploadResult> {
+export async function uploadTransactionCosts(costs: TransactionCosts[], options: CallOptions = {}): Promise<UploadResult> {
   // Last guard for the seed's rule: orderId a string, optional fields absent, never null/0.
   const parsed = z.array(transactionCostsSchema).safeParse(costs);
   if (!parsed.success) {
@@ -62,9 +66,9 @@ export async function uploadTransactionCosts(costs: TransactionCosts[]): Promise
   const body = klarBody(checked, config().KLAR_BODY_WRAPPER);
   let response: Response;
   try {
-    response = await api.post(uploadPath(), { json: body });
+    response = await api.post(uploadPath(), { json: body, signal: options.signal });
   } catch (error) {
-    const upstream = await toUpstreamError(UPSTREAM, error);
+    const upstream = toUpstreamError(UPSTREAM, error, tokenRefused);
     if (upstream.status === 400 && error instanceof HTTPError) {
       const invalid = klarInvalidResponseSchema.safeParse(jsonData(error.data));
       if (invalid.success) return { outcome: 'invalid', status: 400, latencyMs: elapsed(), errors: invalid.data.errors };
@@ -118,7 +122,7 @@ export async function fetchKlarState(): Promise<{ endpoint: (typeof STATE_ENDPOI
       // Relative (no leading slash) so it resolves against the base URL's path, if any.
       response = await api.get(endpoint.slice(1));
     } catch (error) {
-      const upstream = await toUpstreamError(UPSTREAM, error);
+      const upstream = toUpstreamError(UPSTREAM, error, tokenRefused);
       if (upstream.status === 404 && endpoint === STATE_ENDPOINTS[0]) continue;
       throw upstream;
     }

@@ -1,8 +1,8 @@
 import { isHTTPError, type KyInstance, type RetryOptions } from 'ky';
-import { config, requiredSecret } from '../config/index.ts';
+import { config, forgetSecret, requiredSecret } from '../config/index.ts';
 import { UpstreamError } from '../domain/errors.ts';
 import { komfortkasseOrderResponseSchema, type KomfortkasseOrder, type KomfortkasseOrderResponse } from '../domain/komfortkasse.ts';
-import { createUpstreamClient, toUpstreamError } from './http.ts';
+import { createUpstreamClient, toUpstreamError, type CallOptions } from './http.ts';
 import { memoized } from './registry.ts';
 
 const UPSTREAM = 'Komfortkasse';
@@ -28,12 +28,13 @@ export interface TimedUpstreamError extends UpstreamError {
 async function client(): Promise<KyInstance> {
   const env = config();
   const apiKey = await requiredSecret('KOMFORTKASSE_API_KEY');
-  return memoized(`komfortkasse:${env.KOMFORTKASSE_BASE_URL}:${apiKey}:${env.KOMFORTKASSE_TIMEOUT_MS}:${env.UPSTREAM_RETRY_LIMIT}:${env.UPSTREAM_RETRY_BASE_MS}`, () =>
+  return memoized(`komfortkasse:${env.KOMFORTKASSE_BASE_URL}:${apiKey}:${env.KOMFORTKASSE_TIMEOUT_MS}:${env.UPSTREAM_TOTAL_TIMEOUT_MS}:${env.UPSTREAM_RETRY_LIMIT}:${env.UPSTREAM_RETRY_BASE_MS}`, () =>
     createUpstreamClient({
       upstream: UPSTREAM,
       baseUrl: env.KOMFORTKASSE_BASE_URL,
       headers: { 'X-Komfortkasse-API-Key': apiKey, Accept: 'application/json' },
       timeoutMs: env.KOMFORTKASSE_TIMEOUT_MS,
+      totalTimeoutMs: env.UPSTREAM_TOTAL_TIMEOUT_MS,
       retryLimit: env.UPSTREAM_RETRY_LIMIT,
       retryBaseMs: env.UPSTREAM_RETRY_BASE_MS,
     }),
@@ -84,27 +85,30 @@ export function describeRemove(orderNumber: string): DescribedRequest {
   return { method: 'POST', url: `${config().KOMFORTKASSE_BASE_URL}/${removePath(orderNumber)}` };
 }
 
+/** A 401/403 means the key was refused: read it again (maybe rotated in SSM) next time. */
+const keyRefused = () => forgetSecret('KOMFORTKASSE_API_KEY');
+
 /** `POST /order/{number}`: submit or update (Komfortkasse upserts by order number). */
-export async function submitOrder(orderNumber: string, payload: KomfortkasseOrder): Promise<CallResult<KomfortkasseOrderResponse>> {
+export async function submitOrder(orderNumber: string, payload: KomfortkasseOrder, options: CallOptions = {}): Promise<CallResult<KomfortkasseOrderResponse>> {
   const api = await client();
   const started = performance.now();
   try {
-    const response = await api.post(orderPath(orderNumber), { json: payload, retry: retryPolicy(payload.initialDunningLevel !== undefined) });
+    const response = await api.post(orderPath(orderNumber), { json: payload, retry: retryPolicy(payload.initialDunningLevel !== undefined), signal: options.signal });
     return { status: response.status, latencyMs: elapsed(started), body: parseOrderResponse(await readJson(response), orderNumber) };
   } catch (error) {
-    throw withLatency(await toUpstreamError(UPSTREAM, error), started);
+    throw withLatency(toUpstreamError(UPSTREAM, error, keyRefused), started);
   }
 }
 
 /** `POST /order/remove/{number}`: marks the order DISAPPEARED. 404 means already gone — success. */
-export async function removeOrder(orderNumber: string): Promise<CallResult<{ alreadyGone: boolean; order?: KomfortkasseOrderResponse }>> {
+export async function removeOrder(orderNumber: string, options: CallOptions = {}): Promise<CallResult<{ alreadyGone: boolean; order?: KomfortkasseOrderResponse }>> {
   const api = await client();
   const started = performance.now();
   try {
-    const response = await api.post(removePath(orderNumber), { retry: retryPolicy(false) });
+    const response = await api.post(removePath(orderNumber), { retry: retryPolicy(false), signal: options.signal });
     return { status: response.status, latencyMs: elapsed(started), body: { alreadyGone: false, order: parseOrderResponse(await readJson(response), orderNumber) } };
   } catch (error) {
-    const upstream = await toUpstreamError(UPSTREAM, error);
+    const upstream = toUpstreamError(UPSTREAM, error, keyRefused);
     if (upstream.status === 404) return { status: 404, latencyMs: elapsed(started), body: { alreadyGone: true } };
     throw withLatency(upstream, started);
   }

@@ -1,8 +1,8 @@
 import type { KyInstance } from 'ky';
-import { config, requiredSecret } from '../config/index.ts';
-import { ConfigError, UpstreamError } from '../domain/errors.ts';
+import { config, forgetSecret, requiredSecret } from '../config/index.ts';
+import { ConfigError, OrderVanishedError, UpstreamError } from '../domain/errors.ts';
 import { orderEnvelopeSchema, orderListSchema, type VersaCommerceOrder } from '../domain/versacommerce.ts';
-import { createUpstreamClient, toUpstreamError } from './http.ts';
+import { createUpstreamClient, toUpstreamError, type CallOptions } from './http.ts';
 import { memoized } from './registry.ts';
 
 const UPSTREAM = 'VersaCommerce';
@@ -14,7 +14,7 @@ async function client(): Promise<KyInstance> {
   }
   const [key, password] = await Promise.all([requiredSecret('VERSACOMMERCE_API_KEY'), requiredSecret('VERSACOMMERCE_API_PASSWORD')]);
   const baseUrl = `${env.VERSACOMMERCE_BASE_URL}/api`;
-  return memoized(`versacommerce:${baseUrl}:${key}:${password}`, () =>
+  return memoized(`versacommerce:${baseUrl}:${key}:${password}:${env.UPSTREAM_TOTAL_TIMEOUT_MS}`, () =>
     createUpstreamClient({
       upstream: UPSTREAM,
       baseUrl,
@@ -23,6 +23,7 @@ async function client(): Promise<KyInstance> {
         Accept: 'application/json',
       },
       timeoutMs: 10_000,
+      totalTimeoutMs: env.UPSTREAM_TOTAL_TIMEOUT_MS,
       retryLimit: env.UPSTREAM_RETRY_LIMIT,
       retryBaseMs: env.UPSTREAM_RETRY_BASE_MS,
     }),
@@ -34,14 +35,22 @@ export interface FetchedOrder {
   raw: Record<string, unknown>;
 }
 
-/** GET /api/orders/{id}.json with items and shipments; the answer is validated here. */
-export async function fetchOrder(orderId: number): Promise<FetchedOrder> {
+/** A 401/403 means the key or password was refused: read both again next time. */
+const credentialsRefused = () => forgetSecret('VERSACOMMERCE_API_KEY', 'VERSACOMMERCE_API_PASSWORD');
+
+/**
+ * GET /api/orders/{id}.json with items and shipments; the answer is validated here.
+ * A 404 means the order vanished from the shop (e.g. after "delete order: <id>").
+ */
+export async function fetchOrder(orderId: number, options: CallOptions = {}): Promise<FetchedOrder> {
   const api = await client();
   let json: unknown;
   try {
-    json = await api.get(`orders/${orderId}.json`, { searchParams: { include: 'items,shipments' } }).json();
+    json = await api.get(`orders/${orderId}.json`, { searchParams: { include: 'items,shipments' }, signal: options.signal }).json();
   } catch (error) {
-    throw await toUpstreamError(UPSTREAM, error);
+    const upstream = toUpstreamError(UPSTREAM, error, credentialsRefused);
+    if (upstream.status === 404) throw new OrderVanishedError(orderId, { cause: upstream });
+    throw upstream;
   }
   const parsed = orderEnvelopeSchema.safeParse(json);
   if (!parsed.success) {
@@ -70,7 +79,7 @@ export async function listOrders(query: ListOrdersQuery): Promise<{ orders: Fetc
   try {
     json = await api.get('orders.json', { searchParams }).json();
   } catch (error) {
-    throw await toUpstreamError(UPSTREAM, error);
+    throw toUpstreamError(UPSTREAM, error, credentialsRefused);
   }
   if (!Array.isArray(json)) throw new UpstreamError(UPSTREAM, 'orders.json did not answer a list', 'permanent');
   const orders: FetchedOrder[] = [];

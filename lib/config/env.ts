@@ -64,6 +64,20 @@ export const envSchema = z.object({
   KLAR_COSTS_QUEUE_URL: optionalString,
   UPSTREAM_RETRY_LIMIT: z.coerce.number().int().min(0).max(10).default(2),
   UPSTREAM_RETRY_BASE_MS: z.coerce.number().int().min(0).max(10000).default(200),
+  /** one upstream call, retries and their delays included (ky totalTimeout); fits sync-order's 30 s */
+  UPSTREAM_TOTAL_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(12_000),
+  /** one Klar upload of up to 1000 costs, retries included; fits upload-klar-costs' 60 s */
+  KLAR_TOTAL_TIMEOUT_MS: z.coerce.number().int().min(100).max(300_000).default(40_000),
+  /** how long a secret read from SSM is cached; a 401/403 drops it at once */
+  SECRETS_TTL_SECONDS: z.coerce.number().int().min(0).max(86_400).default(300),
+  /** a billing address without a country (nor a shipping one) gets this one (2 letters) */
+  DEFAULT_COUNTRY_CODE: z
+    .string()
+    .trim()
+    .toUpperCase()
+    .optional()
+    .transform((v) => (v === undefined || v === '' ? undefined : v))
+    .pipe(z.union([z.undefined(), z.string().regex(/^[A-Z]{2}$/, 'must be a 2-letter ISO country code such as DE')])),
 });
 
 export type Env = z.infer<typeof envSchema>;

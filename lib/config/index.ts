@@ -1,7 +1,7 @@
 import { parseEnv, type Env } from './env.ts';
 
 export { parseEnv, webhookSecretsFrom, envSchema, type Env } from './env.ts';
-export { secret, requiredSecret, forgetSecrets, type SecretName } from './secrets.ts';
+export { secret, requiredSecret, forgetSecret, forgetSecrets, type SecretName } from './secrets.ts';
 
 let current: Env | undefined;
 

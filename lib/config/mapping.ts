@@ -19,3 +19,14 @@ export function feeSchedule(): FeeSchedule {
   if (!fees || fees.source !== source) fees = { source, value: parseFeeSchedule(source) };
   return fees.value;
 }
+
+/** What the Komfortkasse mapping needs of the configuration. */
+export function komfortkasseMappingSettings(): { paymentTypes: PaymentTypeMap; defaultCountryCode?: string } {
+  const defaultCountryCode = config().DEFAULT_COUNTRY_CODE;
+  return { paymentTypes: paymentTypeMap(), ...(defaultCountryCode ? { defaultCountryCode } : {}) };
+}
+
+/** What the Klar cost planner needs of the configuration. */
+export function klarPlanSettings(): { feeSchedule: FeeSchedule; paymentTypes: PaymentTypeMap; orderIdField: 'id' | 'code' } {
+  return { feeSchedule: feeSchedule(), paymentTypes: paymentTypeMap(), orderIdField: config().KLAR_ORDER_ID_FIELD };
+}

@@ -32,6 +32,29 @@ export class UpstreamError extends OrderbridgeError {
   }
 }
 
+/**
+ * The upstream refused our credentials (401/403): a wrong or rotated key, not a fault of
+ * the order. Transient for the order — retried, then parked in the DLQ, never
+ * needs-attention — and counted and alarmed as `upstreamAuthFailed`.
+ */
+export class UpstreamAuthError extends UpstreamError {
+  constructor(upstream: string, message: string, details: { status: number; upstreamMessage?: string; cause?: unknown }) {
+    super(upstream, message, 'transient', details);
+  }
+}
+
+/**
+ * The shop answered 404 for the order: it vanished (deleted in the shop). Not a failure of
+ * the call: the order worker removes it from Komfortkasse if it was ever submitted.
+ */
+export class OrderVanishedError extends UpstreamError {
+  readonly orderId: number;
+  constructor(orderId: number, options?: { cause?: unknown }) {
+    super('VersaCommerce', `order ${orderId} does not exist in the shop (VersaCommerce answered 404)`, 'permanent', { status: 404, cause: options?.cause });
+    this.orderId = orderId;
+  }
+}
+
 /** A record on a queue did not match its schema: retrying cannot fix it. */
 export class InvalidMessageError extends OrderbridgeError {
   constructor(message: string, options?: { cause?: unknown }) {

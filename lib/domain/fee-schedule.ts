@@ -83,11 +83,20 @@ export const DEFAULT_FEE_SCHEDULE: FeeSchedule = deepFreeze({
   rules: [
     // PayPal Germany standard rate for domestic commercial transactions: 2.49 % + 0.35 €.
     { paymentType: 'paypal', fixed: 0.35, percent: 2.49 },
-    // Credit cards via a typical PSP (EU consumer cards, interchange-capped): 1.4 % + 0.25 €.
+    { paymentType: 'paypal_plus', fixed: 0.35, percent: 2.49 },
+    { paymentType: 'paypal_express', fixed: 0.35, percent: 2.49 },
+    // Credit cards via a typical PSP (EU consumer cards, interchange-capped): 1.4 % + 0.25 €;
+    // wallets settle as card payments.
     { paymentType: 'cc', fixed: 0.25, percent: 1.4 },
     { paymentType: 'credit_card', fixed: 0.25, percent: 1.4 },
+    { paymentType: 'creditcard', fixed: 0.25, percent: 1.4 },
+    { paymentType: 'apple_pay', fixed: 0.25, percent: 1.4 },
+    { paymentType: 'google_pay', fixed: 0.25, percent: 1.4 },
+    // Stripe standard EU cards: 1.5 % + 0.25 €.
+    { paymentType: 'stripe', fixed: 0.25, percent: 1.5 },
     // Sofort (Klarna Pay now) bank transfer: 0.9 % + 0.25 €.
     { paymentType: 'sofort', fixed: 0.25, percent: 0.9 },
+    { paymentType: 'instant_transfer', fixed: 0.25, percent: 0.9 },
     { paymentType: 'klarna', fixed: 0.25, percent: 0.9 },
     // Amazon Pay Germany standard rate: 2.9 % + 0.35 €.
     { paymentType: 'amazon_pay', fixed: 0.35, percent: 2.9 },
@@ -99,6 +108,9 @@ export const DEFAULT_FEE_SCHEDULE: FeeSchedule = deepFreeze({
     { paymentType: 'prepayment', fixed: 0, percent: 0 },
     { paymentType: 'bank_deposit', fixed: 0, percent: 0 },
     { paymentType: 'money_transfer', fixed: 0, percent: 0 },
+    // API/marketplace orders (VersaCommerce "misc"): the marketplace collected the payment,
+    // its fees are not a payment cost of the shop's.
+    { paymentType: 'misc', fixed: 0, percent: 0 },
   ],
 });
 

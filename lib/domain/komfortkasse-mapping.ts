@@ -1,10 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { ZodError } from 'zod';
-import {
-  komfortkasseTypeFor,
-  paymentMethodDescriptionFor,
-  type PaymentTypeMap,
-} from './payment-types.ts';
+import { paymentMethodDescriptionFor, paymentTypeVerdict, type PaymentTypeMap } from './payment-types.ts';
 import { InvalidMessageError } from './errors.ts';
 import {
   komfortkasseOrderSchema,
@@ -27,6 +23,17 @@ export interface KomfortkasseMappingContext {
   initialDunningLevel?: number;
   /** True when Komfortkasse has never accepted this order before. */
   firstSubmission: boolean;
+  /**
+   * Sent as `stopReminder` when defined (true or false), omitted when undefined. The caller
+   * decides it (e.g. from `isPaidInShop` and what Komfortkasse was last told); it is not
+   * part of `payloadHash`.
+   */
+  stopReminder?: boolean;
+  /**
+   * `DEFAULT_COUNTRY_CODE`: the billing country when neither the billing nor the shipping
+   * address names one. A name or alpha-3 code is normalised like an address country.
+   */
+  defaultCountryCode?: string;
 }
 
 export type DesiredKomfortkasseState =
@@ -34,26 +41,46 @@ export type DesiredKomfortkasseState =
   | { action: 'remove' }
   | { action: 'skip'; reason: string };
 
-const CANCELED_STATUSES = new Set(['canceled', 'cancelled']);
+/** Seed 002: `returned` is "Bestellung wurde storniert", so it ends the order like `canceled`. */
+const CANCELED_STATUSES = new Set(['canceled', 'cancelled', 'returned']);
 
-export function isCanceled(order: VersaCommerceOrder): boolean {
-  return CANCELED_STATUSES.has(order.status.trim().toLowerCase());
+/** True for a shop status that ends the order: canceled, cancelled, returned (trimmed, case-insensitive). */
+export function isCanceledStatus(status: string): boolean {
+  return CANCELED_STATUSES.has(status.trim().toLowerCase());
+}
+
+/** True when the shop has canceled the order or it was returned. */
+export function isCanceledInShop(order: { status: string }): boolean {
+  return isCanceledStatus(order.status);
+}
+
+/** @deprecated Use `isCanceledInShop` (it also covers `returned`). */
+export const isCanceled = isCanceledInShop;
+
+/** Shop payment states (seed 002 `new_payment_status`) in which the money has arrived. */
+const PAID_STATUSES = new Set(['paid', 'captured', 'overpaid']);
+
+/** True when the shop records the order as paid (`paid`, `captured`, `overpaid`; trimmed, case-insensitive). */
+export function isPaidInShop(order: { payment_status?: string | null }): boolean {
+  return PAID_STATUSES.has((order.payment_status ?? '').trim().toLowerCase());
 }
 
 /**
  * What Komfortkasse should hold for this order. `remove` is unconditional here; the worker
  * only sends it when the order was ever submitted. Throws `InvalidMessageError` when the
- * order should be submitted but cannot be mapped.
+ * order should be submitted but cannot be mapped, including a payment type the table does
+ * not name (an operator must add it to `PAYMENT_TYPE_MAP`).
  */
 export function desiredKomfortkasseState(
   order: VersaCommerceOrder,
   context: KomfortkasseMappingContext,
 ): DesiredKomfortkasseState {
-  if (isCanceled(order)) return { action: 'remove' };
-  const paymentType = order.payment_type?.trim() ?? '';
-  if (paymentType === '') return { action: 'skip', reason: 'order has no payment type' };
-  if (komfortkasseTypeFor(paymentType, context.paymentTypes) === undefined) {
-    return { action: 'skip', reason: `payment type "${paymentType}" is not sent to Komfortkasse` };
+  // A canceled order leaves Komfortkasse whatever its payment type.
+  if (isCanceledInShop(order)) return { action: 'remove' };
+  const verdict = paymentTypeVerdict(order.payment_type, context.paymentTypes);
+  if (verdict.kind === 'unknown') throw new InvalidMessageError(`order ${order.id}: ${verdict.message}`);
+  if (verdict.kind === 'skip') {
+    return { action: 'skip', reason: `payment type "${verdict.paymentType}" is not sent to Komfortkasse` };
   }
   return { action: 'submit', payload: toKomfortkasseOrder(order, context) };
 }
@@ -61,14 +88,10 @@ export function desiredKomfortkasseState(
 /** Builds the `POST /order/{code}` body. Throws `InvalidMessageError` when it cannot. */
 export function toKomfortkasseOrder(order: VersaCommerceOrder, context: KomfortkasseMappingContext): KomfortkasseOrder {
   const where = `order ${order.id}`;
-  const paymentType = order.payment_type?.trim() ?? '';
-  const type = komfortkasseTypeFor(paymentType, context.paymentTypes);
-  if (type === undefined) {
-    throw new InvalidMessageError(
-      paymentType === ''
-        ? `${where}: has no payment type, cannot map it to a Komfortkasse order`
-        : `${where}: payment type "${paymentType}" is not sent to Komfortkasse`,
-    );
+  const verdict = paymentTypeVerdict(order.payment_type, context.paymentTypes);
+  if (verdict.kind === 'unknown') throw new InvalidMessageError(`${where}: ${verdict.message}`);
+  if (verdict.kind === 'skip') {
+    throw new InvalidMessageError(`${where}: payment type "${verdict.paymentType}" is not sent to Komfortkasse`);
   }
 
   const createdAt = parseVersaCommerceDate(order.created_at);
@@ -86,15 +109,16 @@ export function toKomfortkasseOrder(order: VersaCommerceOrder, context: Komfortk
     throw new InvalidMessageError(`${where}: unknown currency "${order.currency}" (expected a symbol like € or an ISO 4217 code)`);
   }
 
-  const { billing, shipping } = mapAddresses(order, where);
+  const { billing, shipping } = mapAddresses(order, where, context.defaultCountryCode);
 
   const payload: Record<string, unknown> = {
     date: formatBerlinDate(createdAt),
-    customerEmail: emailOf(order.customer_email),
+    customerEmail: customerEmailOf(order),
     customerNumber: nonEmpty(order.customer_id),
-    type,
-    paymentMethod: paymentType,
-    paymentMethodDescription: paymentMethodDescriptionFor(paymentType),
+    type: verdict.type,
+    marketplaceNumber: nonEmpty(order.origin_id),
+    paymentMethod: verdict.paymentType,
+    paymentMethodDescription: paymentMethodDescriptionFor(verdict.paymentType),
     statusDescription: nonEmpty(order.status),
     amount,
     currency,
@@ -108,6 +132,7 @@ export function toKomfortkasseOrder(order: VersaCommerceOrder, context: Komfortk
   if (context.firstSubmission && context.initialDunningLevel !== undefined) {
     payload.initialDunningLevel = context.initialDunningLevel;
   }
+  if (context.stopReminder !== undefined) payload.stopReminder = context.stopReminder;
   for (const key of Object.keys(payload)) {
     if (payload[key] === undefined) delete payload[key];
   }
@@ -123,10 +148,11 @@ export function toKomfortkasseOrder(order: VersaCommerceOrder, context: Komfortk
 
 /**
  * sha256 (hex) of the payload's canonical JSON (object keys sorted recursively), without
- * `initialDunningLevel`: the first submission and an identical later one hash the same.
+ * `initialDunningLevel` (the first submission and an identical later one hash the same) and
+ * without `stopReminder` (the planner tracks the reminder flag on its own).
  */
 export function payloadHash(payload: KomfortkasseOrder): string {
-  const { initialDunningLevel: _ignored, ...rest } = payload;
+  const { initialDunningLevel: _dunning, stopReminder: _reminder, ...rest } = payload;
   return createHash('sha256').update(canonicalJson(rest)).digest('hex');
 }
 
@@ -268,29 +294,38 @@ function genderOf(title: string | undefined, hasName: boolean, hasCompany: boole
   return 'unknown';
 }
 
+/** `"<street> <streetnumber>, <extension>"`: Komfortkasse has no field for the Adresszusatz. */
 function streetOf(address: VersaCommerceAddress): string | undefined {
   const street = nonEmpty(address.street);
   const number = nonEmpty(address.streetnumber);
-  if (street !== undefined && number !== undefined && street.endsWith(` ${number}`)) return street;
-  return nonEmpty([street, number].filter((part) => part !== undefined).join(' '));
+  const line =
+    street !== undefined && number !== undefined && street.endsWith(` ${number}`)
+      ? street
+      : nonEmpty(definedOnly([street, number]).join(' '));
+  return nonEmpty(definedOnly([line, nonEmpty(address.extension)]).join(', '));
+}
+
+type CountryOfAddress = { kind: 'code'; code: string } | { kind: 'absent' } | { kind: 'unrecognised'; raw: string };
+
+function countryOf(address: VersaCommerceAddress | undefined): CountryOfAddress {
+  const raw = nonEmpty(address?.country);
+  if (raw === undefined) return { kind: 'absent' };
+  const code = toCountryCode(raw);
+  return code === undefined ? { kind: 'unrecognised', raw } : { kind: 'code', code };
+}
+
+function unrecognisedCountry(raw: string): string {
+  return `has country "${raw}", not a 2-letter ISO country code`;
 }
 
 type AddressMapping = { ok: true; address: KomfortkasseAddress } | { ok: false; problem: string };
 
-function mapAddress(address: VersaCommerceAddress): AddressMapping {
+function mapAddress(address: VersaCommerceAddress, countryCode: string): AddressMapping {
   const firstName = nonEmpty(address.firstname);
   const lastName = nonEmpty(address.lastname);
   const company = nonEmpty(address.company);
   if (lastName === undefined && company === undefined) {
     return { ok: false, problem: 'has neither a last name nor a company' };
-  }
-  const rawCountry = nonEmpty(address.country);
-  const countryCode = toCountryCode(rawCountry);
-  if (countryCode === undefined) {
-    return {
-      ok: false,
-      problem: rawCountry === undefined ? 'has no country' : `has country "${rawCountry}", not a 2-letter ISO country code`,
-    };
   }
   const mapped: Record<string, string | undefined> = {
     gender: genderOf(address.title, firstName !== undefined || lastName !== undefined, company !== undefined),
@@ -318,6 +353,7 @@ function isBlankAddress(address: VersaCommerceAddress | null | undefined): boole
     address.company,
     address.street,
     address.streetnumber,
+    address.extension,
     address.zipcode,
     address.city,
     address.country,
@@ -325,30 +361,78 @@ function isBlankAddress(address: VersaCommerceAddress | null | undefined): boole
   return fields.every((field) => nonEmpty(field) === undefined);
 }
 
+/**
+ * Billing and shipping address. A blank billing address is replaced by the shipping one.
+ * The billing country falls back to the shipping country, then to `DEFAULT_COUNTRY_CODE`;
+ * a shipping address without a country takes the billing one. A shipping address is
+ * omitted only when it maps to exactly the billing address; one that cannot be mapped is
+ * an error, never silently dropped.
+ */
 function mapAddresses(
   order: VersaCommerceOrder,
   where: string,
+  defaultCountryCode: string | undefined,
 ): { billing: KomfortkasseAddress; shipping?: KomfortkasseAddress } {
-  const billingSource = isBlankAddress(order.billing_address) ? undefined : order.billing_address;
-  const shippingSource = isBlankAddress(order.shipping_address) ? undefined : order.shipping_address;
+  const billingSource = isBlankAddress(order.billing_address) ? undefined : (order.billing_address ?? undefined);
+  const shippingSource = isBlankAddress(order.shipping_address) ? undefined : (order.shipping_address ?? undefined);
 
   const billingFrom = billingSource ?? shippingSource;
-  if (billingFrom === undefined || billingFrom === null) {
+  if (billingFrom === undefined) {
     throw new InvalidMessageError(`${where}: has neither a billing nor a shipping address`);
   }
-  const billing = mapAddress(billingFrom);
-  if (!billing.ok) {
-    const which = billingSource === undefined ? 'shipping address (used as billing)' : 'billing address';
-    throw new InvalidMessageError(`${where}: ${which} ${billing.problem}`);
+  const billingLabel = billingSource === undefined ? 'shipping address (used as billing)' : 'billing address';
+  // Only a shipping address of its own (not the one standing in for billing) is sent as shipping.
+  const shippingFrom = billingSource === undefined ? undefined : shippingSource;
+
+  const billingCountry = countryOf(billingFrom);
+  if (billingCountry.kind === 'unrecognised') {
+    throw new InvalidMessageError(`${where}: ${billingLabel} ${unrecognisedCountry(billingCountry.raw)}`);
   }
-  if (billingSource === undefined || shippingSource === undefined || shippingSource === null) {
-    return { billing: billing.address };
+  const shippingCountry = countryOf(shippingFrom);
+  if (shippingCountry.kind === 'unrecognised') {
+    throw new InvalidMessageError(`${where}: shipping address ${unrecognisedCountry(shippingCountry.raw)}`);
   }
-  const shipping = mapAddress(shippingSource);
-  if (!shipping.ok || canonicalJson(shipping.address) === canonicalJson(billing.address)) {
-    return { billing: billing.address };
-  }
+
+  const billingCountryCode =
+    billingCountry.kind === 'code'
+      ? billingCountry.code
+      : shippingCountry.kind === 'code'
+        ? shippingCountry.code
+        : defaultCountry(where, noCountryAnywhere(billingLabel, billingSource, shippingFrom), defaultCountryCode);
+
+  const billing = mapAddress(billingFrom, billingCountryCode);
+  if (!billing.ok) throw new InvalidMessageError(`${where}: ${billingLabel} ${billing.problem}`);
+  if (shippingFrom === undefined) return { billing: billing.address };
+
+  const shipping = mapAddress(shippingFrom, shippingCountry.kind === 'code' ? shippingCountry.code : billingCountryCode);
+  if (!shipping.ok) throw new InvalidMessageError(`${where}: shipping address ${shipping.problem}`);
+  if (canonicalJson(shipping.address) === canonicalJson(billing.address)) return { billing: billing.address };
   return { billing: billing.address, shipping: shipping.address };
+}
+
+/** Which addresses were searched for a country, for the message that asks for a default. */
+function noCountryAnywhere(
+  billingLabel: string,
+  billingSource: VersaCommerceAddress | undefined,
+  shippingFrom: VersaCommerceAddress | undefined,
+): string {
+  if (billingSource === undefined) return `${billingLabel} has no country`;
+  return shippingFrom === undefined
+    ? `${billingLabel} has no country (and there is no shipping address)`
+    : `${billingLabel} has no country (nor has the shipping address)`;
+}
+
+/** The configured default country, or the error that tells the operator to set one. */
+function defaultCountry(where: string, noCountry: string, configured: string | undefined): string {
+  const trimmed = configured?.trim() ?? '';
+  if (trimmed === '') {
+    throw new InvalidMessageError(`${where}: ${noCountry}; set DEFAULT_COUNTRY_CODE to use a default`);
+  }
+  const code = toCountryCode(trimmed);
+  if (code === undefined) {
+    throw new InvalidMessageError(`${where}: ${noCountry}, and DEFAULT_COUNTRY_CODE "${trimmed}" is not a 2-letter ISO country code`);
+  }
+  return code;
 }
 
 // ---------------------------------------------------------------- other fields
@@ -363,13 +447,25 @@ function nonEmptyList<T>(values: T[]): T[] | undefined {
   return values.length > 0 ? values : undefined;
 }
 
-function unique(values: Array<string | undefined>): string[] {
-  return [...new Set(values.filter((value): value is string => value !== undefined))];
+function definedOnly<T>(values: Array<T | undefined>): T[] {
+  return values.filter((value): value is T => value !== undefined);
 }
+
+function unique(values: Array<string | undefined>): string[] {
+  return [...new Set(definedOnly(values))];
+}
+
+/** One `@` with text on both sides and no whitespace: what Komfortkasse accepts as an email. */
+const EMAIL_SHAPE = /^[^\s@]+@[^\s@]+$/;
 
 function emailOf(value: string | undefined): string | undefined {
   const email = nonEmpty(value);
-  return email !== undefined && email.includes('@') ? email : undefined;
+  return email !== undefined && EMAIL_SHAPE.test(email) ? email : undefined;
+}
+
+/** `customer_email`, else the billing address's email, else the nested customer's. */
+function customerEmailOf(order: VersaCommerceOrder): string | undefined {
+  return emailOf(order.customer_email) ?? emailOf(order.billing_address?.email) ?? emailOf(order.customer?.email);
 }
 
 function languageOf(locale: string | undefined): string | undefined {

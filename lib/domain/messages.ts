@@ -18,18 +18,23 @@ export const orderChangedMessageSchema = z.object({
 });
 export type OrderChangedMessage = z.infer<typeof orderChangedMessageSchema>;
 
-/** Small and PII-free, so a 1000-message batch stays far below Lambda's 6 MB limit. */
+/**
+ * What the Klar worker needs of one order (lib/domain/klar-plan.ts KlarFacts): small and
+ * PII-free, so a 1000-message batch stays far below Lambda's 6 MB limit. The order worker
+ * resolves the order and forwards this; the Klar worker never asks the shop.
+ */
 export const klarCostMessageSchema = z.object({
   kind: z.literal('klar-cost'),
   orderId: z.number().int().nonnegative(),
   orderCode: z.string().min(1).optional(),
-  total: z.number().finite().optional(),
-  currency: z.string().min(1).optional(),
+  total: z.number().finite(),
+  currency: z.string().min(1),
   paymentType: z.string().optional(),
-  status: z.string().optional(),
-  createdAt: z.string().optional(),
+  status: z.string(),
+  createdAt: z.string(),
   /** the order's `updated_at`, so an older copy never overwrites a newer cost */
   updatedAt: z.string().optional(),
+  /** when the webhook behind this copy arrived (tie-break without `updated_at`) */
   receivedAt: z.iso.datetime(),
   correlationId: z.string().min(1),
 });
@@ -46,7 +51,7 @@ export function klarCostMessageFor(
     orderCode: order.code,
     total: order.total,
     currency: order.currency,
-    paymentType: order.payment_type ?? undefined,
+    ...(order.payment_type ? { paymentType: order.payment_type } : {}),
     status: order.status,
     createdAt: order.created_at,
     ...(typeof order.updated_at === 'string' && order.updated_at ? { updatedAt: order.updated_at } : {}),

@@ -37,6 +37,8 @@ export const DEFAULT_PAYMENT_TYPE_MAP: PaymentTypeMap = Object.freeze({
   apple_pay: 'SKIP',
   google_pay: 'SKIP',
   stripe: 'SKIP',
+  // API/marketplace orders (seed 002 "Create Order"): already paid on the marketplace.
+  misc: 'SKIP',
 });
 
 /** Payment types are compared trimmed and case-insensitively. */
@@ -54,6 +56,43 @@ export function komfortkasseTypeFor(
   if (key === '' || !Object.hasOwn(map, key)) return undefined;
   const target = map[key];
   return target === undefined || target === 'SKIP' ? undefined : target;
+}
+
+/**
+ * What the table says about one order's payment type. One rule for Komfortkasse and Klar:
+ * a type the table does not name (or no type at all) is a configuration gap to report,
+ * never a silent skip; only an explicit `SKIP` is skipped.
+ */
+export type PaymentTypeVerdict =
+  | { kind: 'komfortkasse'; paymentType: string; type: KomfortkassePaymentType }
+  | { kind: 'skip'; paymentType: string }
+  | { kind: 'unknown'; paymentType?: string; message: string };
+
+/** `paymentType` in the verdict is the shop's value, trimmed (not lower-cased). */
+export function paymentTypeVerdict(
+  paymentType: string | null | undefined,
+  map: PaymentTypeMap = DEFAULT_PAYMENT_TYPE_MAP,
+): PaymentTypeVerdict {
+  const trimmed = paymentType?.trim() ?? '';
+  if (trimmed === '') return { kind: 'unknown', message: unknownPaymentTypeMessage(undefined) };
+  const key = normalizePaymentType(trimmed);
+  const target = Object.hasOwn(map, key) ? map[key] : undefined;
+  if (target === undefined) return { kind: 'unknown', paymentType: trimmed, message: unknownPaymentTypeMessage(trimmed) };
+  if (target === 'SKIP') return { kind: 'skip', paymentType: trimmed };
+  return { kind: 'komfortkasse', paymentType: trimmed, type: target };
+}
+
+/**
+ * Why an order's payment type cannot be handled, naming the variable that fixes it. Without
+ * a subject: callers prefix it, e.g. `order 100: payment type "rechnung" is not in …`.
+ */
+export function unknownPaymentTypeMessage(paymentType: string | null | undefined): string {
+  const targets = `${PAYMENT_TARGETS.slice(0, -1).join(', ')} or ${PAYMENT_TARGETS.at(-1)}`;
+  const trimmed = paymentType?.trim() ?? '';
+  if (trimmed === '') {
+    return `has no payment type — PAYMENT_TYPE_MAP maps only named payment types (to ${targets}); give the order a payment type in the shop`;
+  }
+  return `payment type "${trimmed}" is not in the payment-type table — add it to PAYMENT_TYPE_MAP (as ${targets})`;
 }
 
 /** Readable payment method names for Komfortkasse's informational `paymentMethodDescription`. */

@@ -21,7 +21,9 @@ export const moneySchema = z.union([
     .string()
     .trim()
     .regex(/^-?\d+(\.\d+)?$/, 'must be a decimal amount like "15.94"')
-    .transform(Number),
+    .transform(Number)
+    // 400 digits parse as Infinity: no amount any upstream could take.
+    .pipe(z.number().finite('must be a finite amount')),
 ]);
 
 export const versaCommerceAddressSchema = z.looseObject({
@@ -36,6 +38,7 @@ export const versaCommerceAddressSchema = z.looseObject({
   city: optionalText,
   country: optionalText,
   phone: optionalText,
+  email: optionalText,
 });
 
 export const versaCommerceItemSchema = z.looseObject({
@@ -50,6 +53,11 @@ export const versaCommerceItemSchema = z.looseObject({
 export const versaCommerceShipmentSchema = z.looseObject({
   tracking_code: optionalText,
   tracking_number: optionalText,
+});
+
+/** The order's nested customer (seed 002); only the email is read, the rest is kept as is. */
+export const versaCommerceCustomerSchema = z.looseObject({
+  email: optionalText,
 });
 
 export const ORDER_STATUSES = ['open', 'in_progress', 'canceled', 'closed', 'returned'] as const;
@@ -69,6 +77,10 @@ export const versaCommerceOrderSchema = z.looseObject({
   customer_id: optionalText,
   external_invoicing_id: optionalText,
   shop_id: optionalText,
+  /** Marketplace the order came from (e.g. amazon) and its order number there (seed 002 create parameters). */
+  origin_name: optionalText,
+  origin_id: optionalText,
+  customer: versaCommerceCustomerSchema.nullish(),
   billing_address: versaCommerceAddressSchema.nullish(),
   shipping_address: versaCommerceAddressSchema.nullish(),
   items: z.array(versaCommerceItemSchema).nullish(),

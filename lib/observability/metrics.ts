@@ -1,9 +1,16 @@
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { logger } from './logger.ts';
 
-/** EMF metrics; one name per outcome so alarms can key on them (see serverless.yml). */
+/**
+ * EMF metrics; one name per outcome so alarms and the dashboard can key on them (see
+ * serverless.yml). Handlers publish them with Powertools' `logMetrics` middleware;
+ * `POWERTOOLS_METRICS_DISABLED=true` turns them off (tests).
+ */
 export const metrics = new Metrics({
   namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? 'Orderbridge',
   serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'orderbridge',
+  // Its own warnings as structured log lines (EMF itself always goes to stdout).
+  logger,
 });
 
 export type MetricName =
@@ -19,6 +26,8 @@ export type MetricName =
   | 'failedTransient'
   | 'needsAttention'
   | 'dryRun'
+  | 'klarForwarded'
+  | 'klarRecords'
   | 'klarUploaded'
   | 'klarRequests'
   | 'klarImportFailing'
@@ -36,10 +45,19 @@ export function gauge(name: MetricName, value: number, unit: (typeof MetricUnit)
   metrics.addMetric(name, unit, value);
 }
 
-/** Writes the buffered EMF blob; called at the end of every invocation. */
-export function flushMetrics(): void {
-  if (process.env.ORDERBRIDGE_METRICS === 'off') return;
-  metrics.publishStoredMetrics();
+/**
+ * A count with one extra dimension (`webhookOutcome` by outcome, `komfortkasseOutcome` by
+ * outcome, `upstreamAuthFailed` by upstream): one series per value, so each can be alarmed.
+ */
+export function countBy(name: 'webhookOutcome' | 'komfortkasseOutcome' | 'upstreamAuthFailed', dimension: 'outcome' | 'upstream', value: string): void {
+  const single = metrics.singleMetric();
+  single.addDimension(dimension, value);
+  single.addMetric(name, MetricUnit.Count, 1);
+}
+
+/** An upstream refused our credentials (401/403). */
+export function countAuthFailure(upstream: string): void {
+  countBy('upstreamAuthFailed', 'upstream', upstream);
 }
 
 export { MetricUnit };

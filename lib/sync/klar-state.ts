@@ -1,7 +1,8 @@
 import { fetchKlarState } from '../clients/klar.ts';
 import { parseKlarState } from '../domain/klar.ts';
 import { MetricUnit, count, gauge } from '../observability/metrics.ts';
-import { recordKlarReading, type KlarReading } from '../store/history.ts';
+import { config } from '../config/index.ts';
+import { recordKlarReading, type KlarReading } from '../store/klar-readings.ts';
 
 /** Reads Klar's import state, records the reading and publishes its metrics. */
 export async function pollKlarState(now = new Date()): Promise<KlarReading> {
@@ -15,6 +16,7 @@ export async function pollKlarState(now = new Date()): Promise<KlarReading> {
     lastSuccess: state.lastSuccess?.toISOString(),
     lastFailure: state.lastFailure?.toISOString(),
     failing: state.failing,
+    dryRun: config().DRY_RUN,
   };
   await recordKlarReading(reading, now);
   if (state.total !== undefined) gauge('klarTotal', state.total);

@@ -1,14 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { listOrders, type FetchedOrder } from '../clients/versacommerce.ts';
-import { feeSchedule, paymentTypeMap } from '../config/mapping.ts';
-import { isPermanent } from '../domain/errors.ts';
-import { orderCost } from '../domain/fees.ts';
+import { klarPlanSettings, komfortkasseMappingSettings } from '../config/mapping.ts';
+import { describeError } from '../domain/errors.ts';
+import { planKlarCost } from '../domain/klar-plan.ts';
+import { planKomfortkasse } from '../domain/komfortkasse-plan.ts';
 import { klarCostMessageFor } from '../domain/messages.ts';
-import { desiredKomfortkasseState, payloadHash } from '../domain/komfortkasse-mapping.ts';
+import type { OrderRecord } from '../domain/sync-state.ts';
 import type { VersaCommerceOrder } from '../domain/versacommerce.ts';
 import { count } from '../observability/metrics.ts';
-import { enqueueKlarCost, enqueueOrderChanged } from '../queue/orders.ts';
-import { getOrderRecords, type OrderRecord } from '../store/history.ts';
+import { enqueueOrderChanged } from '../queue/orders.ts';
+import { getOrderRecords } from '../store/order-record.ts';
+import { recordReconcileRun } from '../store/reconcile-runs.ts';
 
 export const RECONCILE_PAGE_SIZE = 250;
 
@@ -32,48 +34,37 @@ export interface ReconcileSummary {
 export interface ReconcileOptions {
   since: Date;
   dryRun?: boolean;
+  /** who started it (schedule, console, cli): recorded with the run for `orderbridge status` */
+  trigger?: string;
   onPage?: (progress: { page: number; checked: number; enqueued: number }) => void;
 }
 
 type Verdict = 'in-sync' | 'out-of-date' | 'skipped' | 'needs-attention';
 
-/** Komfortkasse side: does the recorded state match what the order asks for? */
+/**
+ * Komfortkasse side, by the worker's own planner: would a delivery of this order call
+ * Komfortkasse (or record something)? A cancellation that never reached Komfortkasse needs
+ * nothing upstream, so it counts as in sync.
+ */
 export function komfortkasseVerdict(order: VersaCommerceOrder, record: OrderRecord | undefined): Verdict {
   const recorded = record?.komfortkasse;
-  let desired;
-  try {
-    desired = desiredKomfortkasseState(order, { paymentTypes: paymentTypeMap(), firstSubmission: false });
-  } catch (error) {
-    if (isPermanent(error)) return recorded?.state === 'needs-attention' ? 'needs-attention' : 'out-of-date';
-    throw error;
+  const plan = planKomfortkasse({ shop: { kind: 'order', order }, recorded, mapping: komfortkasseMappingSettings(), authoritative: true, operator: false });
+  switch (plan.kind) {
+    case 'none':
+      return recorded?.state === 'needs-attention' ? 'needs-attention' : recorded?.state === 'skipped' ? 'skipped' : 'in-sync';
+    case 'forget':
+      return 'in-sync';
+    default:
+      return 'out-of-date';
   }
-  if (desired.action === 'skip') {
-    return recorded?.everSubmitted && recorded.state !== 'removed' ? 'out-of-date' : 'skipped';
-  }
-  if (desired.action === 'remove') {
-    return !recorded || recorded.state === 'removed' || (!recorded.everSubmitted && !recorded.firstAttemptedAt) ? 'in-sync' : 'out-of-date';
-  }
-  const hash = payloadHash(desired.payload);
-  if (recorded?.state === 'needs-attention' && recorded.payloadHash === hash) return 'needs-attention';
-  return recorded?.state === 'submitted' && recorded.payloadHash === hash ? 'in-sync' : 'out-of-date';
 }
 
-/** Klar side: is the recorded cost the one the fee schedule gives now? */
-export function klarInSync(order: VersaCommerceOrder, record: OrderRecord | undefined): boolean {
-  if (/^cancell?ed$/i.test(order.status)) return true;
-  if (record?.klar.state === 'needs-attention') return true; // listed as needs-attention instead
-  try {
-    const { transactionCosts, currency } = orderCost(
-      { paymentType: order.payment_type ?? '', total: order.total, currency: order.currency, createdAt: order.created_at },
-      feeSchedule(),
-    );
-    return record?.klar.state === 'uploaded' && record.klar.transactionCosts === transactionCosts && record.klar.currency === currency;
-  } catch (error) {
-    // No cost can be computed (e.g. no fee rule): the worker records needs-attention, so an
-    // order not yet in that state (handled above) is out of date.
-    if (isPermanent(error)) return false;
-    throw error;
-  }
+/** Klar side, by the Klar planner: does Klar hold the cost the fee schedule gives now? */
+export function klarInSync(order: VersaCommerceOrder, record: OrderRecord | undefined, now = new Date()): boolean {
+  const facts = klarCostMessageFor(order, { receivedAt: now.toISOString(), correlationId: 'reconcile' });
+  const plan = planKlarCost(facts, record?.klar, klarPlanSettings());
+  // A newer copy with the same cost (`touch`) changes nothing in Klar.
+  return plan.kind !== 'upload' && plan.kind !== 'needs-attention' && plan.kind !== 'unpark';
 }
 
 /**
@@ -81,6 +72,7 @@ export function klarInSync(order: VersaCommerceOrder, record: OrderRecord | unde
  * upstream state is missing or out of date — a lost webhook is caught here.
  */
 export async function reconcile(options: ReconcileOptions): Promise<ReconcileSummary> {
+  const startedAt = new Date().toISOString();
   const since = options.since.toISOString();
   const summary: ReconcileSummary = {
     since,
@@ -94,6 +86,32 @@ export async function reconcile(options: ReconcileOptions): Promise<ReconcileSum
     dryRun: options.dryRun ?? false,
   };
   const correlationId = `reconcile-${randomUUID()}`;
+  const run = (error?: unknown) =>
+    recordReconcileRun({
+      at: startedAt,
+      since,
+      checked: summary.checked,
+      enqueued: summary.enqueued,
+      needsAttention: summary.needsAttention,
+      invalid: summary.invalid,
+      dryRun: summary.dryRun,
+      trigger: options.trigger ?? 'unknown',
+      ...(error === undefined ? {} : { error: describeError(error) }),
+    });
+  try {
+    await pages(options, summary, correlationId);
+  } catch (error) {
+    // A failed run is recorded too (status shows it); the error still fails the invocation.
+    await run(error).catch(() => undefined);
+    throw error;
+  }
+  await run();
+  count('reconcileEnqueued', summary.enqueued);
+  return summary;
+}
+
+async function pages(options: ReconcileOptions, summary: ReconcileSummary, correlationId: string): Promise<void> {
+  const since = summary.since;
   for (let page = 0, offset = 0; ; page++, offset += RECONCILE_PAGE_SIZE) {
     const result = await listOrders({ limit: RECONCILE_PAGE_SIZE, offset, createdAtMin: since, include: 'items,shipments' });
     summary.invalid += result.invalid.length;
@@ -102,8 +120,6 @@ export async function reconcile(options: ReconcileOptions): Promise<ReconcileSum
     options.onPage?.({ page, checked: summary.checked, enqueued: summary.enqueued });
     if (result.pageSize < RECONCILE_PAGE_SIZE) break;
   }
-  count('reconcileEnqueued', summary.enqueued);
-  return summary;
 }
 
 async function check(fetched: FetchedOrder, record: OrderRecord | undefined, summary: ReconcileSummary, correlationId: string): Promise<void> {
@@ -121,21 +137,17 @@ async function check(fetched: FetchedOrder, record: OrderRecord | undefined, sum
   summary.enqueuedOrderIds.push(order.id);
   if (summary.dryRun) return;
   const receivedAt = new Date().toISOString();
-  if (verdict === 'out-of-date') {
-    await enqueueOrderChanged({
-      kind: 'order-changed',
-      orderId: order.id,
-      orderCode: order.code,
-      // A removed order comes back only on the shop's word at processing time: without a
-      // snapshot the worker fetches it, so this listing (maybe older than a cancel) cannot.
-      order: record?.komfortkasse.state === 'removed' ? undefined : raw,
-      source: 'reconcile',
-      receivedAt,
-      deliveryId: `reconcile:${order.id}:${receivedAt}`,
-      correlationId,
-    });
-  }
-  if (!klarOk) {
-    await enqueueKlarCost(klarCostMessageFor(order, { receivedAt, correlationId }));
-  }
+  // One message either way: the order worker forwards the Klar cost when Klar needs it.
+  await enqueueOrderChanged({
+    kind: 'order-changed',
+    orderId: order.id,
+    orderCode: order.code,
+    // A removed order comes back only on the shop's word at processing time: without a
+    // snapshot the worker fetches it, so this listing (maybe older than a cancel) cannot.
+    order: record?.komfortkasse.state === 'removed' ? undefined : raw,
+    source: 'reconcile',
+    receivedAt,
+    deliveryId: `reconcile:${order.id}:${receivedAt}`,
+    correlationId,
+  });
 }

@@ -5,13 +5,7 @@ import {
   orderEnvelopeSchema,
   orderIdFromSubject,
 } from '../domain/versacommerce.ts';
-import {
-  klarCostMessageFor,
-  klarCostMessageSchema,
-  orderChangedMessageSchema,
-  type KlarCostMessage,
-  type OrderChangedMessage,
-} from '../domain/messages.ts';
+import { orderChangedMessageSchema, type OrderChangedMessage } from '../domain/messages.ts';
 import { encodeQueueMessage } from '../queue/encode.ts';
 import { isAuthentic, type RawBody } from './auth.ts';
 
@@ -30,6 +24,8 @@ export interface WebhookRequest {
   /** exactly what the sender signed: bytes, or a string taken as its UTF-8 encoding */
   rawBody: RawBody;
   requestId?: string;
+  /** chosen by the caller already (it needs it for a 500 too); else picked here */
+  correlationId?: string;
 }
 
 export type WebhookOutcome =
@@ -59,7 +55,6 @@ export interface WebhookReply {
 export interface IngestDeps {
   secrets: readonly string[];
   enqueueOrderChanged(message: OrderChangedMessage): Promise<unknown>;
-  enqueueKlarCost(message: KlarCostMessage): Promise<unknown>;
   now?: () => Date;
 }
 
@@ -84,7 +79,7 @@ function issuesOf(error: ZodError, pathOf: (path: string[]) => string = (path) =
  */
 export async function acceptWebhook(request: WebhookRequest, deps: IngestDeps): Promise<WebhookReply> {
   const now = deps.now?.() ?? new Date();
-  const correlationId = pickCorrelationId(request);
+  const correlationId = request.correlationId ?? correlationIdOf(request);
   const reject = (statusCode: number, outcome: WebhookOutcome, body: Record<string, unknown>, headers?: Record<string, string>) =>
     ({ statusCode, outcome, body, headers, correlationId }) satisfies WebhookReply;
   const invalid = (error: string, fields: FieldIssue[]) => reject(400, 'invalid', { error, fields });
@@ -128,10 +123,8 @@ export async function acceptWebhook(request: WebhookRequest, deps: IngestDeps): 
     return invalid('body must be a JSON object: {"order":{…}} or a notification envelope', [{ path: '(body)', message: 'expected an object' }]);
   }
 
-  const deliveryId = pickDeliveryId(request);
   const receivedAt = now.toISOString();
   let orderMessage: OrderChangedMessage;
-  let costMessage: KlarCostMessage;
   let sourceOf: Record<string, string>;
 
   if ('order' in body) {
@@ -146,11 +139,9 @@ export async function acceptWebhook(request: WebhookRequest, deps: IngestDeps): 
       order: (body as { order: Record<string, unknown> }).order,
       source: 'webhook',
       receivedAt,
-      deliveryId,
+      // The same content is the same state: a repeated delivery may be dropped.
+      deliveryId: senderDeliveryId(request) ?? `body:${createHash('sha256').update(request.rawBody).digest('hex')}`,
       correlationId,
-    };
-    costMessage = {
-      ...klarCostMessageFor(order, { receivedAt, correlationId }),
     };
     sourceOf = ORDER_FIELD_SOURCES;
   } else if ('subject' in body) {
@@ -158,30 +149,25 @@ export async function acceptWebhook(request: WebhookRequest, deps: IngestDeps): 
     if (!parsed.success) return invalid('invalid notification envelope', issuesOf(parsed.error));
     const orderId = orderIdFromSubject(parsed.data.subject);
     if (orderId === undefined) return invalid('invalid notification envelope', [{ path: 'subject', message: 'no order id' }]);
-    // The envelope's body is not trusted as the order: the worker fetches it.
+    // The envelope's body is not trusted as the order: the worker fetches it. Two identical
+    // notifications can announce two changes, so only a delivery id may deduplicate them.
+    const deliveryId = senderDeliveryId(request) ?? (request.requestId && SAFE_ID.test(request.requestId) ? `request:${request.requestId}` : `random:${randomUUID()}`);
     orderMessage = { kind: 'order-changed', orderId, source: 'notification', receivedAt, deliveryId, correlationId };
-    costMessage = { kind: 'klar-cost', orderId, receivedAt, correlationId };
     sourceOf = { orderId: 'subject' };
   } else {
     return invalid('body must be {"order":{…}} or a notification envelope with a "subject"', [{ path: 'order', message: 'required' }]);
   }
 
-  // The order schema is looser than the queue's (e.g. ids beyond 2^53, totals that
-  // overflow to Infinity): a message the queue schema refuses is the sender's error,
-  // not a 503 that would make the shop retry it forever.
-  const checkedOrder = orderChangedMessageSchema.safeParse(orderMessage);
-  const checkedCost = klarCostMessageSchema.safeParse(costMessage);
-  if (!checkedOrder.success || !checkedCost.success) {
+  // The order schema is looser than the queue's (e.g. ids beyond 2^53): a message the queue
+  // schema refuses is the sender's error, not a 503 that would make the shop retry forever.
+  const checked = orderChangedMessageSchema.safeParse(orderMessage);
+  if (!checked.success) {
     const pathOf = (path: string[]) => sourceOf[path[0] ?? ''] ?? '(body)';
-    const fields = [checkedOrder.error, checkedCost.error].flatMap((error) => (error ? issuesOf(error, pathOf) : []));
-    return invalid('invalid order', dedupeIssues(fields));
+    return invalid('invalid order', dedupeIssues(issuesOf(checked.error, pathOf)));
   }
   let encodedBytes: number;
   try {
-    encodedBytes = Math.max(
-      Buffer.byteLength(encodeQueueMessage(checkedOrder.data)),
-      Buffer.byteLength(encodeQueueMessage(checkedCost.data)),
-    );
+    encodedBytes = Buffer.byteLength(encodeQueueMessage(checked.data));
   } catch {
     // JSON.stringify runs out of stack on absurd nesting that JSON.parse still accepts.
     return invalid('invalid order', [{ path: '(body)', message: 'nested too deeply' }]);
@@ -192,12 +178,8 @@ export async function acceptWebhook(request: WebhookRequest, deps: IngestDeps): 
 
   const ids = { orderId: orderMessage.orderId, orderCode: orderMessage.orderCode };
   try {
-    // Both at once (the webhook's latency is one SQS round trip, not two). When one send
-    // fails, a copy that got through is harmless: orders.fifo deduplicates the retry and
-    // the Klar worker only uploads a cost that changed.
-    const sent = await Promise.allSettled([deps.enqueueOrderChanged(checkedOrder.data), deps.enqueueKlarCost(checkedCost.data)]);
-    const failure = sent.find((result): result is PromiseRejectedResult => result.status === 'rejected');
-    if (failure) throw failure.reason;
+    // One durable write: the order worker forwards the Klar cost itself.
+    await deps.enqueueOrderChanged(checked.data);
   } catch (cause) {
     // The shop retries a 503; a 202 would promise a message that may not be stored.
     // A retry is harmless: orders.fifo deduplicates it and the workers are level-triggered.
@@ -225,11 +207,6 @@ const ORDER_FIELD_SOURCES: Record<string, string> = {
   orderId: 'order.id',
   orderCode: 'order.code',
   order: 'order',
-  total: 'order.total',
-  currency: 'order.currency',
-  paymentType: 'order.payment_type',
-  status: 'order.status',
-  createdAt: 'order.created_at',
 };
 
 function dedupeIssues(issues: FieldIssue[]): FieldIssue[] {
@@ -260,15 +237,15 @@ function decodeUtf8(body: RawBody): string | undefined {
 // API Gateway request ids are base64-like (`JKJaXmPLvHcESHA=`).
 const SAFE_ID = /^[A-Za-z0-9._:=+/-]{1,100}$/;
 
-function pickCorrelationId(request: WebhookRequest): string {
+/** The sender's `x-correlation-id` when it is safe to log, else the gateway's request id, else new. */
+export function correlationIdOf(request: Pick<WebhookRequest, 'headers' | 'requestId'>): string {
   const header = request.headers['x-correlation-id'];
   if (header && SAFE_ID.test(header)) return header;
   return request.requestId && SAFE_ID.test(request.requestId) ? request.requestId : randomUUID();
 }
 
-/** The sender's delivery id when it has one, else the body itself: same content, same id. */
-function pickDeliveryId(request: WebhookRequest): string {
+/** The sender's own id of this delivery, when it sends one: a redelivery repeats it. */
+function senderDeliveryId(request: WebhookRequest): string | undefined {
   const header = request.headers['x-orderbridge-delivery'] ?? request.headers['x-delivery-id'];
-  if (header && SAFE_ID.test(header)) return `delivery:${header}`;
-  return `body:${createHash('sha256').update(request.rawBody).digest('hex')}`;
+  return header && SAFE_ID.test(header) ? `delivery:${header}` : undefined;
 }

@@ -31,6 +31,11 @@ export interface StoredKomfortkasseOrder {
   submitCount: number;
   removeCount: number;
   removed: boolean;
+  /**
+   * Whether automatic reminders are off: the last submit that carried `stopReminder` set it;
+   * a submit without the field keeps it (false until one says otherwise).
+   */
+  remindersStopped: boolean;
   /** initialDunningLevel of the creating submission (honoured only then). */
   initialDunningLevel?: number;
   createdAt: string;
@@ -112,6 +117,7 @@ export const komfortkasseOrderRequestSchema = z.strictObject({
   billing: addressSchema,
   shipping: addressSchema.optional(),
   initialDunningLevel: z.number().int('must be an integer').nonnegative('must not be negative').optional(),
+  // A real boolean only: "true" or null would be a client bug the real service may misread.
   stopReminder: z.boolean().optional(),
 });
 
@@ -248,6 +254,7 @@ export async function startKomfortkasseSimulator(
         return invalid('initialDunningLevel only allowed when creating an order');
       }
       existing.body = request;
+      existing.remindersStopped = request.stopReminder ?? existing.remindersStopped;
       existing.submitCount += 1;
       existing.updatedAt = now;
       // Re-submitting a removed order brings it back under management.
@@ -266,6 +273,7 @@ export async function startKomfortkasseSimulator(
       submitCount: 1,
       removeCount: 0,
       removed: false,
+      remindersStopped: request.stopReminder ?? false,
       ...(request.initialDunningLevel !== undefined ? { initialDunningLevel: request.initialDunningLevel } : {}),
       createdAt: now,
       updatedAt: now,

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningStack } from '../../local/stack.ts';
-import { getOrderRecord } from '../../lib/store/history.ts';
+import { getOrderRecord } from '../../lib/store/order-record.ts';
 import type { ReconcileSummary } from '../../lib/sync/reconcile.ts';
 import {
   allQueuesEmpty,

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningStack } from '../../local/stack.ts';
-import { getOrderRecord } from '../../lib/store/history.ts';
+import { getOrderRecord } from '../../lib/store/order-record.ts';
 import {
   allQueuesEmpty,
   bootStack,

@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningStack } from '../../local/stack.ts';
-import { getOrderRecord } from '../../lib/store/history.ts';
+import { getOrderRecord } from '../../lib/store/order-record.ts';
 import {
   allQueuesEmpty,
   bootStack,
   codeOf,
   deliver,
   evidence,
-  expectSubmittedOnce,
+  expectSubmittedWithoutLoss,
   faultOrder,
   komfortkasse,
   startWorkerProcess,
@@ -46,7 +46,7 @@ describe('worker killed mid-batch, after the upstream call', () => {
     const sim = komfortkasse(stack);
     sim.injectFault({ method: 'POST', pathPrefix: `/api/v2/order/${codeOf(crashed)}`, delayAfterMs: 30_000, times: 1 });
 
-    // act: the worker submits the first order, then the second is accepted upstream and the worker dies
+    // act: the worker submits the orders, the second is accepted upstream and the worker dies
     worker = await startWorkerProcess(stack);
     await waitFor(() => sim.orders.has(codeOf(crashed)), 'Komfortkasse to accept the second order', 20_000);
     const killedBy = await worker.kill('SIGKILL');
@@ -61,9 +61,10 @@ describe('worker killed mid-batch, after the upstream call', () => {
     expect(worker.lines.some((line) => line.includes('"invocation"')), 'the killed worker finished no batch').toBe(false);
     expect(leftBehind?.komfortkasse).toMatchObject({ everSubmitted: false, firstAttemptedAt: expect.any(String), leaseToken: expect.any(String) });
 
-    // the batch's other orders — done before the crash or not reached — went out exactly once
-    await expectSubmittedOnce(stack, done);
-    await expectSubmittedOnce(stack, waiting);
+    // the batch's other orders ran beside it (the worker syncs message groups concurrently):
+    // each reached Komfortkasse, at most with one identical re-send if the kill caught it
+    await expectSubmittedWithoutLoss(stack, done);
+    await expectSubmittedWithoutLoss(stack, waiting);
 
     // the crashed order: exactly one re-send, identical but for the first-submission-only field
     const e = await evidence(stack, crashed);

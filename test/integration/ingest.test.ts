@@ -1,13 +1,13 @@
 import type { Message } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { reloadConfig } from '../../lib/config/index.ts';
-import { klarCostMessageSchema, orderChangedMessageSchema } from '../../lib/domain/messages.ts';
+import { orderChangedMessageSchema } from '../../lib/domain/messages.ts';
 import { signatureHeader } from '../../lib/webhook/auth.ts';
+import type { Handler } from '../../local/runtime.ts';
 import type { RunningStack } from '../../local/stack.ts';
 import { buildOrderWebhookBody } from '../factories/webhooks.ts';
 import { TEST_SECRET, bootStack, peekMessages, postWebhook, queueDepth, waitFor } from './harness.ts';
 
-const PII = ['support@versacommerce.de', 'Siebert', 'Eduard', 'Welver', 'Zwischen Den Hölzern', '59514', '1659 800'];
 
 // The webhook front door through the local stack: real HTTP port, real API Gateway v2
 // events, the real ingest handler and the SQS emulator. The workers are stopped so the
@@ -25,20 +25,29 @@ describe('ingest through the local stack (HTTP → handler → SQS emulator)', (
     return [...seen.values()];
   };
 
+  /** Every invocation of the ingest function (the real handler, wrapped to be counted). */
+  const ingestInvocations: string[] = [];
+  const countedIngest: Handler = async (event, context) => {
+    ingestInvocations.push(`${event.requestContext.http.method} ${event.rawPath}`);
+    // imported on first use, after the stack has set the environment (as Lambda's cold start)
+    const { handler } = await import('../../functions/ingest.ts');
+    return handler(event, context);
+  };
+
   beforeAll(async () => {
-    stack = await bootStack();
+    stack = await bootStack({ handlers: { ingest: countedIngest } });
     await stack.stopWorkers();
   });
   afterAll(async () => stack?.stop());
 
-  it('a signed seed order lands as one orders.fifo message (group "100", correlation id) and one PII-free cost message', async () => {
+  it('a signed seed order lands as exactly one orders.fifo message (group "100", correlation id), nothing on klar-costs', async () => {
     // prepare
     const body = buildOrderWebhookBody();
     // act
     const response = await postWebhook(stack, body, { headers: { 'x-correlation-id': 'it-corr-seed' } });
-    // assess
+    // assess: one durable write per webhook; the order worker forwards the Klar cost later
     expect(response).toEqual({ status: 202, body: { accepted: true, orderId: 100, orderCode: '196-083-565' } });
-    expect(await depths()).toEqual({ orders: 1, klar: 1 });
+    expect(await depths()).toEqual({ orders: 1, klar: 0 });
     const [order] = await allMessages(stack.queues.orders.url, 1);
     expect(order?.Attributes?.MessageGroupId).toBe('100');
     expect(order?.Attributes?.MessageDeduplicationId).toMatch(/^[0-9a-f]{64}$/);
@@ -47,16 +56,21 @@ describe('ingest through the local stack (HTTP → handler → SQS emulator)', (
     const message = orderChangedMessageSchema.parse(JSON.parse(order!.Body!));
     expect(message).toMatchObject({ kind: 'order-changed', orderId: 100, orderCode: '196-083-565', source: 'webhook', correlationId: 'it-corr-seed' });
     expect(message.order).toEqual(body.order);
-    const [cost] = await allMessages(stack.queues.klarCosts.url, 1);
-    expect(klarCostMessageSchema.parse(JSON.parse(cost!.Body!))).toMatchObject({
-      orderId: 100,
-      orderCode: '196-083-565',
-      total: 15.94,
-      currency: '€',
-      paymentType: 'cod',
-      createdAt: '2013-03-19T12 =>39 =>51+01 =>00',
-    });
-    for (const pii of PII) expect(cost!.Body).not.toContain(pii);
+  });
+
+  it('two identical notification bodies are two messages (only a delivery id deduplicates them)', async () => {
+    // prepare
+    const before = await depths();
+    const notification = { subject: 'update order: 4711', body: '<order/>' };
+    // act
+    const first = await postWebhook(stack, notification);
+    const second = await postWebhook(stack, notification);
+    const redelivered = await postWebhook(stack, notification, { headers: { 'x-orderbridge-delivery': 'vc-1' } });
+    const again = await postWebhook(stack, notification, { headers: { 'x-orderbridge-delivery': 'vc-1' } });
+    // assess
+    expect([first, second, redelivered, again].map((r) => r.status)).toEqual([202, 202, 202, 202]);
+    expect((await depths()).orders).toBe(before.orders + 3);
+    expect((await depths()).klar).toBe(0);
   });
 
   it('a duplicate delivery is answered 202 but makes no second orders message', async () => {
@@ -96,8 +110,6 @@ describe('ingest through the local stack (HTTP → handler → SQS emulator)', (
     const malformed = await postWebhook(stack, '{"order":');
     const xml = await postWebhook(stack, '<order/>', { headers: { 'content-type': 'application/xml' } });
     const huge = await postWebhook(stack, buildOrderWebhookBody({ note: 'x'.repeat(300 * 1024) }));
-    const get = await send({ method: 'GET' });
-    const elsewhere = await postWebhook(stack, raw, { path: '/webhooks/elsewhere' });
     // assess
     expect([unsigned, wrongSecret, stale].map((r) => r.status)).toEqual([401, 401, 401]);
     expect(unsigned.body).toEqual({ error: 'unauthorized' });
@@ -106,9 +118,40 @@ describe('ingest through the local stack (HTTP → handler → SQS emulator)', (
     expect(malformed.status).toBe(400);
     expect(xml.status).toBe(415);
     expect(huge.status).toBe(413);
-    expect(get.status).toBe(405);
-    expect(elsewhere.status).toBe(404);
     expect(await depths()).toEqual(before);
+  });
+
+  it('other methods and paths get API Gateway\'s own 404 without invoking the function', async () => {
+    // prepare: a valid, signed order, so only the route can be the reason for the 404
+    const before = await depths();
+    const invocationsBefore = ingestInvocations.length;
+    const raw = JSON.stringify(buildOrderWebhookBody({ id: 201, code: '201-000-000' }));
+    const headers = { 'content-type': 'application/json', 'x-orderbridge-signature': signatureHeader(TEST_SECRET, raw) };
+    const requests = [
+      { method: 'GET', path: '/webhooks/versacommerce' },
+      { method: 'PUT', path: '/webhooks/versacommerce', body: raw },
+      { method: 'DELETE', path: '/webhooks/versacommerce' },
+      { method: 'PATCH', path: '/webhooks/versacommerce', body: raw },
+      { method: 'POST', path: '/webhooks/elsewhere', body: raw },
+      { method: 'POST', path: `/webhooks/versacommerce/extra?token=${TEST_SECRET}`, body: raw },
+      { method: 'POST', path: '/', body: raw },
+      { method: 'GET', path: '/favicon.ico' },
+    ];
+    // act
+    const answers = [];
+    for (const { method, path, body } of requests) {
+      const response = await fetch(`${stack.url}${path}`, { method, headers, body });
+      answers.push({ request: `${method} ${path}`, status: response.status, contentType: response.headers.get('content-type'), body: await response.json() });
+    }
+    // assess: exactly what API Gateway answers for a request no route matches
+    for (const answer of answers) {
+      expect(answer, answer.request).toEqual({ request: answer.request, status: 404, contentType: 'application/json', body: { message: 'Not Found' } });
+    }
+    expect(ingestInvocations.length).toBe(invocationsBefore);
+    expect(await depths()).toEqual(before);
+    // the declared route still reaches the function (with the same signed body: accepted)
+    expect((await postWebhook(stack, raw)).status).toBe(202);
+    expect(ingestInvocations.slice(invocationsBefore)).toEqual(['POST /webhooks/versacommerce']);
   });
 
   it('SQS refusing the orders message (missing queue) → 503 and no order message stored', async () => {

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { ScheduledEvent } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { metrics } from '../../lib/observability/metrics.ts';
-import { listKlarReadings, type KlarReading } from '../../lib/store/history.ts';
+import { listKlarReadings, type KlarReading } from '../../lib/store/klar-readings.ts';
 import { lambdaContext } from '../../local/events.ts';
 import type { RunningStack } from '../../local/stack.ts';
 import { bootStack } from './harness.ts';
@@ -40,6 +40,7 @@ describe('poll-klar-state against the Klar simulator', () => {
     expect(reading).toEqual({
       at: returned.at,
       endpoint: '/transaction-costs/state',
+      dryRun: false,
       total: 9,
       lastBatchCount: 4,
       lastSuccess: '2023-03-11T12:13:31.193Z',

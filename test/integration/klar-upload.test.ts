@@ -3,7 +3,9 @@ import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { klarCostMessageSchema, type KlarCostMessage } from '../../lib/domain/messages.ts';
-import { getOrderRecord, listAttempts, listNeedsAttention } from '../../lib/store/history.ts';
+import { needsAttention as listNeedsAttention } from '../../lib/ops/needs-attention.ts';
+import { listAttempts } from '../../lib/store/attempts.ts';
+import { getOrderRecord } from '../../lib/store/order-record.ts';
 import { reloadConfig } from '../../lib/config/index.ts';
 import { lambdaContext, sqsEvent } from '../../local/events.ts';
 import type { Handler, InvocationLog } from '../../local/runtime.ts';
@@ -41,7 +43,8 @@ function uploadsOf(requests: RecordedRequest[]): { status: number; items: { orde
 describe('upload-klar-costs against the Klar simulator', () => {
   let stack: RunningStack;
   const invocations: InvocationLog[] = [];
-  const processed = () => invocations.filter((i) => i.functionName === 'upload-klar-costs').reduce((sum, i) => sum + (i.records ?? 0) - (i.failures ?? 0), 0);
+  const processedBy = (functionName: string) =>
+    invocations.filter((i) => i.functionName === functionName).reduce((sum, i) => sum + (i.records ?? 0) - (i.failures ?? 0), 0);
   const klar = () => stack.simulators.klar!;
 
   async function enqueueDirect(messages: KlarCostMessage[]): Promise<void> {
@@ -113,7 +116,7 @@ describe('upload-klar-costs against the Klar simulator', () => {
     expect(attempts).toMatchObject([{ action: 'upload', outcome: 'success', httpStatus: 201 }]);
   });
 
-  it('fetches an order announced only by a notification envelope from VersaCommerce', async () => {
+  it('uploads the cost of an order announced only by a notification: the order worker fetches it once and forwards it', async () => {
     // prepare
     stack.simulators.versaCommerce!.addOrder(buildVersaCommerceOrder({ id: 7002, code: 'K-7002', payment_type: 'paypal', total: '200.00' }));
     // act
@@ -122,13 +125,14 @@ describe('upload-klar-costs against the Klar simulator', () => {
     expect(reply.status).toBe(202);
     const stored = await waitFor(() => klar().costs.get('7002'), 'the fetched order’s cost to reach Klar');
     expect(stored.transactionCosts).toBe(5.33); // 0.35 + 2.49 % of 200.00
-    expect(stack.simulators.versaCommerce!.requests.some((r) => r.path === '/api/orders/7002.json')).toBe(true);
+    await drained(stack);
+    // One fetch per notification: the Klar worker never asks the shop.
+    expect(stack.simulators.versaCommerce!.requests.filter((r) => r.path === '/api/orders/7002.json')).toHaveLength(1);
   });
 
   it('runs the console sample event (events/upload-klar-costs-sqs.json) through the handler', async () => {
-    // prepare: the sample's third record is a notification, so the shop must know order 37578
+    // prepare: every record carries the facts the order worker forwards
     const event = JSON.parse(readFileSync(new URL('../../events/upload-klar-costs-sqs.json', import.meta.url), 'utf8')) as SQSEvent;
-    stack.simulators.versaCommerce!.addOrder(buildVersaCommerceOrder({ id: 37578, code: '196-083-600', payment_type: 'prepayment', total: '49.90' }));
     const { handler } = await import('../../functions/upload-klar-costs.ts');
     // act
     const response = (await handler(event, lambdaContext('upload-klar-costs', 60) as never)) as SQSBatchResponse;
@@ -194,12 +198,13 @@ describe('upload-klar-costs against the Klar simulator', () => {
     await postWebhook(stack, order('100.00'));
     await waitFor(() => klar().costs.get('7003'), 'the first upload');
     await drained(stack);
-    const before = processed();
-    // act: the same order again
-    await postWebhook(stack, order('100.00'));
-    await waitFor(() => processed() > before, 'the unchanged message to be processed');
+    const before = { orders: processedBy('sync-order'), costs: processedBy('upload-klar-costs') };
+    // act: the same order again, as a separate delivery (orders.fifo would drop a bare repeat)
+    await postWebhook(stack, order('100.00'), { headers: { 'x-orderbridge-delivery': 'klar-repeat-7003' } });
+    await waitFor(() => processedBy('sync-order') > before.orders, 'the order worker to process the repeat');
     await drained(stack);
-    // assess
+    // assess: the order worker saw Klar holds this cost and forwarded nothing
+    expect(processedBy('upload-klar-costs')).toBe(before.costs);
     expect(uploadsOf(klar().requests)).toHaveLength(1);
     // act: a changed total
     await postWebhook(stack, order('300.00'));
@@ -220,14 +225,21 @@ describe('upload-klar-costs against the Klar simulator', () => {
     await postWebhook(stack, order('100.00', '2026-03-02T10:00:00+01:00'));
     await waitFor(() => klar().costs.get('7004'), 'the first upload');
     await drained(stack);
-    const before = processed();
+    const before = processedBy('sync-order');
     // act: a late, older copy with another total
     await postWebhook(stack, order('10.00', '2026-03-01T10:00:00+01:00'));
-    await waitFor(() => processed() > before, 'the older copy to be processed');
+    await waitFor(() => processedBy('sync-order') > before, 'the older copy to be processed');
     await drained(stack);
     // assess: Klar keeps the newer cost
     expect(klar().costs.get('7004')).toMatchObject({ transactionCosts: 2.84, uploadCount: 1 }); // 0.35 + 2.49 % of 100
     expect((await getOrderRecord(7004))?.klar).toMatchObject({ transactionCosts: 2.84, sourceUpdatedAt: '2026-03-02T10:00:00+01:00' });
+    // act: the older copy straight on klar-costs (as if forwarded before the newer one was recorded)
+    const costsBefore = processedBy('upload-klar-costs');
+    await enqueueDirect([costMessage(7004, { orderCode: 'K-7004', total: 10, updatedAt: '2026-03-01T10:00:00+01:00' })]);
+    await waitFor(() => processedBy('upload-klar-costs') > costsBefore, 'the Klar worker to process the older copy');
+    await drained(stack);
+    // assess: the Klar worker, too, leaves the newer cost alone
+    expect(klar().costs.get('7004')).toMatchObject({ transactionCosts: 2.84, uploadCount: 1 });
   });
 
   it('marks only the order Klar calls INVALID as needs-attention and uploads the rest in a second POST', async () => {

@@ -11,8 +11,13 @@ import type { OrderChangedMessage } from '../../lib/domain/messages.ts';
 import { versaCommerceOrderSchema } from '../../lib/domain/versacommerce.ts';
 import { orderLogger } from '../../lib/observability/logger.ts';
 import { documentClient } from '../../lib/store/dynamo.ts';
-import { claimKomfortkasse, getOrderRecord, listAttempts } from '../../lib/store/history.ts';
-import { LEASE_MS, syncKomfortkasse, type SyncOutcome } from '../../lib/sync/komfortkasse.ts';
+import { listAttempts } from '../../lib/store/attempts.ts';
+import { claimKomfortkasse } from '../../lib/store/komfortkasse-lease.ts';
+import { getOrderRecord } from '../../lib/store/order-record.ts';
+import { syncOrder, type KomfortkasseResult as SyncOutcome } from '../../lib/sync/sync-order.ts';
+
+/** The default lease (KOMFORTKASSE_LEASE_SECONDS). */
+const LEASE_MS = 60_000;
 import { lambdaContext } from '../../local/events.ts';
 import type { RunningStack } from '../../local/stack.ts';
 import { buildVersaCommerceOrder, type RawVersaCommerceOrder } from '../factories/orders.ts';
@@ -48,7 +53,8 @@ describe('sync-order under concurrency and crashes', () => {
   });
   const sync = (order: RawVersaCommerceOrder, overrides: Partial<OrderChangedMessage> = {}): Promise<SyncOutcome> => {
     const message = messageFor(order, overrides);
-    return syncKomfortkasse(message, orderLogger({ orderId: message.orderId, orderCode: message.orderCode, correlationId: message.correlationId }));
+    const log = orderLogger({ orderId: message.orderId, orderCode: message.orderCode, correlationId: message.correlationId });
+    return syncOrder(message, { log }).then((result) => result.komfortkasse);
   };
   const sqsEventFor = (...messages: OrderChangedMessage[]): SQSEvent => ({
     Records: messages.map((message) => ({

@@ -1,9 +1,16 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { logger } from '../../lib/observability/logger.ts';
-import { getOrderRecord, listAttempts } from '../../lib/store/history.ts';
+import { listAttempts } from '../../lib/store/attempts.ts';
+import { getOrderRecord } from '../../lib/store/order-record.ts';
 import type { RunningStack } from '../../local/stack.ts';
 import { buildVersaCommerceAddress, buildVersaCommerceOrder } from '../factories/orders.ts';
 import { bootStack, drained, postWebhook, waitFor } from './harness.ts';
+
+// This file wants every line at INFO: the level must be set before the logger module loads,
+// since Powertools' injectLambdaContext restores the level the logger was created with.
+vi.hoisted(() => {
+  process.env.POWERTOOLS_LOG_LEVEL = 'INFO';
+});
 
 /** Personal data of the test orders: none of it may reach a log line. */
 const PII = {
@@ -69,9 +76,8 @@ describe('logs of a full order run contain no personal data', () => {
   });
 
   beforeAll(async () => {
-    // vitest runs with POWERTOOLS_LOG_LEVEL=WARN and metrics off: this file wants everything.
-    stack = await bootStack({ env: { POWERTOOLS_LOG_LEVEL: 'INFO', ORDERBRIDGE_METRICS: 'on' } });
-    logger.setLogLevel('INFO'); // the logger was created when its module loaded
+    // vitest runs with metrics off: this file wants them (the log level is set above).
+    stack = await bootStack({ env: { POWERTOOLS_LOG_LEVEL: 'INFO', POWERTOOLS_METRICS_DISABLED: 'false' } });
     const out = process.stdout.write;
     const err = process.stderr.write;
     const capture = (chunk: unknown) => {

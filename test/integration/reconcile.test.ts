@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_SINCE_DAYS, sinceFromEvent } from '../../functions/reconcile.ts';
 import { InvalidMessageError } from '../../lib/domain/errors.ts';
-import { getOrderRecord, listAttempts } from '../../lib/store/history.ts';
+import { listAttempts } from '../../lib/store/attempts.ts';
+import { getOrderRecord } from '../../lib/store/order-record.ts';
 import type { ReconcileSummary } from '../../lib/sync/reconcile.ts';
 import type { RunningStack } from '../../local/stack.ts';
 import { buildVersaCommerceOrder } from '../factories/orders.ts';

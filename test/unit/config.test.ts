@@ -27,9 +27,25 @@ describe('parseEnv', () => {
       DRY_RUN: false,
       KLAR_ORDER_ID_FIELD: 'id',
       KLAR_BODY_WRAPPER: 'items',
+      UPSTREAM_TOTAL_TIMEOUT_MS: 12_000,
+      KLAR_TOTAL_TIMEOUT_MS: 40_000,
+      SECRETS_TTL_SECONDS: 300,
     });
     expect(env.VERSACOMMERCE_BASE_URL).toBeUndefined();
     expect(env.KOMFORTKASSE_INITIAL_DUNNING_LEVEL).toBeUndefined();
+    expect(env.DEFAULT_COUNTRY_CODE).toBeUndefined();
+  });
+
+  it('reads the deadlines, the secrets TTL and the default country', () => {
+    // act
+    const env = parseEnv({
+      UPSTREAM_TOTAL_TIMEOUT_MS: '20000',
+      KLAR_TOTAL_TIMEOUT_MS: '50000',
+      SECRETS_TTL_SECONDS: '0',
+      DEFAULT_COUNTRY_CODE: ' at ',
+    });
+    // assess
+    expect(env).toMatchObject({ UPSTREAM_TOTAL_TIMEOUT_MS: 20_000, KLAR_TOTAL_TIMEOUT_MS: 50_000, SECRETS_TTL_SECONDS: 0, DEFAULT_COUNTRY_CODE: 'AT' });
   });
 
   it('strips a trailing slash from base URLs and reads numbers and flags', () => {
@@ -48,9 +64,10 @@ describe('parseEnv', () => {
   });
 
   it('treats an empty variable as unset', () => {
-    const env = parseEnv({ KOMFORTKASSE_INITIAL_DUNNING_LEVEL: '', VERSACOMMERCE_BASE_URL: '' });
+    const env = parseEnv({ KOMFORTKASSE_INITIAL_DUNNING_LEVEL: '', VERSACOMMERCE_BASE_URL: '', DEFAULT_COUNTRY_CODE: '  ' });
     expect(env.KOMFORTKASSE_INITIAL_DUNNING_LEVEL).toBeUndefined();
     expect(env.VERSACOMMERCE_BASE_URL).toBeUndefined();
+    expect(env.DEFAULT_COUNTRY_CODE).toBeUndefined();
   });
 
   it.each([
@@ -66,6 +83,17 @@ describe('parseEnv', () => {
     ['KLAR_ORDER_ID_FIELD', 'uuid'],
     ['KLAR_BODY_WRAPPER', 'object'],
     ['HISTORY_TABLE_NAME', 'ab'],
+    ['DEFAULT_COUNTRY_CODE', 'DEU'],
+    ['DEFAULT_COUNTRY_CODE', 'Germany'],
+    ['DEFAULT_COUNTRY_CODE', 'D1'],
+    ['SECRETS_TTL_SECONDS', '-1'],
+    ['SECRETS_TTL_SECONDS', '86401'],
+    ['SECRETS_TTL_SECONDS', 'soon'],
+    ['UPSTREAM_TOTAL_TIMEOUT_MS', '99'],
+    ['UPSTREAM_TOTAL_TIMEOUT_MS', '120001'],
+    ['UPSTREAM_TOTAL_TIMEOUT_MS', '1.5'],
+    ['KLAR_TOTAL_TIMEOUT_MS', '99'],
+    ['KLAR_TOTAL_TIMEOUT_MS', '300001'],
   ])('rejects %s=%s with an error naming the variable', (name, value) => {
     // act
     const error = configErrorOf({ [name]: value });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseFeeSchedule } from '../../lib/config/fee-schedule.ts';
 import { DEFAULT_FEE_SCHEDULE, feeScheduleSchema } from '../../lib/domain/fee-schedule.ts';
+import { DEFAULT_PAYMENT_TYPE_MAP } from '../../lib/domain/payment-types.ts';
 import { ConfigError } from '../../lib/domain/errors.ts';
 
 function configErrorOf(json: string): ConfigError {
@@ -177,6 +178,17 @@ describe('DEFAULT_FEE_SCHEDULE', () => {
       ]),
     );
     expect(types).not.toContain('*');
+  });
+
+  it('prices every payment type of the default payment-type table, so a known type never parks a Klar cost', () => {
+    // prepare
+    const priced = new Set(DEFAULT_FEE_SCHEDULE.rules.map((rule) => rule.paymentType));
+
+    // act
+    const unpriced = Object.keys(DEFAULT_PAYMENT_TYPE_MAP).filter((type) => !priced.has(type));
+
+    // assess
+    expect(unpriced).toEqual([]);
   });
 
   it('cannot be mutated by a caller', () => {

@@ -7,8 +7,8 @@ import 'aws-sdk-client-mock-vitest/extend';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { forgetSecrets } from '../../lib/config/index.ts';
 import { encodeQueueMessage } from '../../lib/queue/encode.ts';
-import { MAX_BODY_BYTES, acceptWebhook, type IngestDeps, type WebhookReply } from '../../lib/webhook/accept.ts';
-import { klarCostMessageSchema, orderChangedMessageSchema, type KlarCostMessage, type OrderChangedMessage } from '../../lib/domain/messages.ts';
+import { MAX_BODY_BYTES, acceptWebhook, correlationIdOf, type IngestDeps, type WebhookReply } from '../../lib/webhook/accept.ts';
+import { orderChangedMessageSchema, type OrderChangedMessage } from '../../lib/domain/messages.ts';
 import { logger } from '../../lib/observability/logger.ts';
 import { metrics } from '../../lib/observability/metrics.ts';
 import {
@@ -42,25 +42,24 @@ const PII = ['support@versacommerce.de', 'Siebert', 'Eduard', 'Welver', 'Zwische
 // acceptWebhook with fake enqueue functions
 // ---------------------------------------------------------------------------------------
 
+/** One queue write per webhook: the only enqueue function is orders.fifo's. */
 function fakeDeps(overrides: Partial<IngestDeps> = {}) {
   const orders: OrderChangedMessage[] = [];
-  const costs: KlarCostMessage[] = [];
   const deps: IngestDeps = {
     secrets: [WEBHOOK_SECRET],
     enqueueOrderChanged: async (message) => void orders.push(message),
-    enqueueKlarCost: async (message) => void costs.push(message),
     now: () => NOW,
     ...overrides,
   };
-  return { deps, orders, costs };
+  return { deps, orders };
 }
 
 const signedAt = (at: Date, secret = WEBHOOK_SECRET): EventOptions => ({ auth: { kind: 'signature', secret, at } });
 
 describe('acceptWebhook — accepted bodies', () => {
-  it('normalises a seed order into one order-changed and one PII-free klar-cost message', async () => {
+  it('normalises a seed order into exactly one order-changed message (the worker forwards the Klar cost)', async () => {
     // prepare
-    const { deps, orders, costs } = fakeDeps();
+    const { deps, orders } = fakeDeps();
     const body = buildOrderWebhookBody();
     // act
     const reply = await acceptWebhook(buildWebhookRequest(body, signedAt(NOW)), deps);
@@ -78,33 +77,17 @@ describe('acceptWebhook — accepted bodies', () => {
       deliveryId: expect.stringMatching(/^body:[0-9a-f]{64}$/),
       correlationId: 'req-unit-1',
     });
-    expect(costs).toEqual([
-      {
-        kind: 'klar-cost',
-        orderId: 100,
-        orderCode: '196-083-565',
-        total: 15.94,
-        currency: '€',
-        paymentType: 'cod',
-        status: 'open',
-        createdAt: '2013-03-19T12 =>39 =>51+01 =>00',
-        receivedAt: NOW.toISOString(),
-        correlationId: 'req-unit-1',
-      },
-    ]);
-    const costJson = JSON.stringify(costs);
-    for (const pii of PII) expect(costJson).not.toContain(pii);
+    expect(orders[0]).not.toHaveProperty('kind', 'klar-cost');
   });
 
   it('accepts a notification envelope as "order 37578 changed" without trusting its body', async () => {
-    const { deps, orders, costs } = fakeDeps();
+    const { deps, orders } = fakeDeps();
     const reply = await acceptWebhook(buildWebhookRequest(buildNotificationEnvelope(), signedAt(NOW)), deps);
     expect(reply.statusCode).toBe(202);
     expect(reply.body).toEqual({ accepted: true, orderId: 37578 });
-    expect(orders).toEqual([expect.objectContaining({ orderId: 37578, source: 'notification' })]);
+    expect(orders).toEqual([expect.objectContaining({ kind: 'order-changed', orderId: 37578, source: 'notification' })]);
     expect(orders[0]).not.toHaveProperty('order');
     expect(orders[0]).not.toHaveProperty('orderCode');
-    expect(costs).toEqual([expect.objectContaining({ kind: 'klar-cost', orderId: 37578 })]);
   });
 
   it.each(['update order: 37578', 'cancel order:37578', '  Create Order : 37578 '])('reads the order id from subject %j', async (subject) => {
@@ -114,11 +97,12 @@ describe('acceptWebhook — accepted bodies', () => {
   });
 
   it('takes numeric-string ids and numeric totals as the shop sends them', async () => {
-    const { deps, orders, costs } = fakeDeps();
+    const { deps, orders } = fakeDeps();
     const reply = await acceptWebhook(buildWebhookRequest(buildOrderWebhookBody({ id: '100', total: 15.94, items: undefined }), signedAt(NOW)), deps);
     expect(reply.statusCode).toBe(202);
     expect(orders[0]?.orderId).toBe(100);
-    expect(costs[0]?.total).toBe(15.94);
+    // the snapshot travels as sent: the worker parses it itself
+    expect(orders[0]?.order).toMatchObject({ id: '100', total: 15.94 });
   });
 
   it('uses the sender delivery id when given, else a hash of the body (same body, same id)', async () => {
@@ -132,6 +116,65 @@ describe('acceptWebhook — accepted bodies', () => {
     expect(ids[0]).toBe(ids[1]); // a re-signed retry of the same content
     expect(ids[2]).not.toBe(ids[0]);
     expect(ids[3]).toBe('delivery:d-42');
+  });
+
+  it('takes X-Delivery-Id too, and X-Orderbridge-Delivery first, for an order body', async () => {
+    // prepare
+    const { deps, orders } = fakeDeps();
+    const body = buildOrderWebhookBody();
+    // act
+    await acceptWebhook(buildWebhookRequest(body, { ...signedAt(NOW), headers: { 'X-Delivery-Id': 'd-7' } }), deps);
+    await acceptWebhook(buildWebhookRequest(body, { ...signedAt(NOW), headers: { 'X-Delivery-Id': 'd-7', 'X-Orderbridge-Delivery': 'd-8' } }), deps);
+    await acceptWebhook(buildWebhookRequest(body, { ...signedAt(NOW), headers: { 'X-Delivery-Id': 'not safe\n' } }), deps);
+    // assess
+    expect(orders.map((m) => m.deliveryId)).toEqual(['delivery:d-7', 'delivery:d-8', expect.stringMatching(/^body:[0-9a-f]{64}$/)]);
+  });
+
+  describe('notification dedup: the body may repeat while the order changes in between', () => {
+    const envelope = buildNotificationEnvelope({ subject: 'update order: 37578' });
+    const deliver = async (requests: ReturnType<typeof buildWebhookRequest>[]) => {
+      const { deps, orders } = fakeDeps();
+      for (const request of requests) expect((await acceptWebhook(request, deps)).statusCode).toBe(202);
+      return orders.map((m) => m.deliveryId);
+    };
+    const withRequestId = (requestId: string | undefined, headers: Record<string, string> = {}) => {
+      const request = buildWebhookRequest(envelope, { ...signedAt(NOW), headers });
+      if (requestId === undefined) delete request.requestId;
+      else request.requestId = requestId;
+      return request;
+    };
+
+    it.each<[string, [string | undefined, Record<string, string>][], (ids: string[]) => void]>([
+      ['two gateway requests get two ids (request:<id>)', [['gw-1', {}], ['gw-2', {}]], (ids) => expect(ids).toEqual(['request:gw-1', 'request:gw-2'])],
+      ['no request id: a random id each time', [[undefined, {}], [undefined, {}]], (ids) => {
+        expect(ids).toEqual([expect.stringMatching(/^random:[0-9a-f-]{36}$/), expect.stringMatching(/^random:[0-9a-f-]{36}$/)]);
+        expect(ids[0]).not.toBe(ids[1]);
+      }],
+      ['an unsafe request id is not used', [['bad id\n', {}]], (ids) => expect(ids).toEqual([expect.stringMatching(/^random:/)])],
+      ['the same sender delivery id dedups even across gateway requests', [['gw-1', { 'X-Orderbridge-Delivery': 'n-1' }], ['gw-2', { 'X-Orderbridge-Delivery': 'n-1' }]], (ids) => expect(ids).toEqual(['delivery:n-1', 'delivery:n-1'])],
+      ['X-Delivery-Id counts as the sender delivery id', [['gw-1', { 'X-Delivery-Id': 'n-2' }]], (ids) => expect(ids).toEqual(['delivery:n-2'])],
+    ])('%s', async (_, deliveries, assess) => {
+      // act
+      const ids = await deliver(deliveries.map(([requestId, headers]) => withRequestId(requestId, headers)));
+      // assess
+      assess(ids);
+      for (const id of ids) expect(id).not.toMatch(/^body:/);
+    });
+  });
+
+  it('keeps a correlation id the caller chose already, else derives it (header, request id, new)', async () => {
+    // prepare
+    const { deps, orders } = fakeDeps();
+    const request = buildWebhookRequest(buildOrderWebhookBody(), { ...signedAt(NOW), headers: { 'x-correlation-id': 'from-header' } });
+    request.correlationId = 'chosen-by-handler';
+    // act
+    const reply = await acceptWebhook(request, deps);
+    // assess
+    expect(reply.correlationId).toBe('chosen-by-handler');
+    expect(orders[0]?.correlationId).toBe('chosen-by-handler');
+    expect(correlationIdOf({ headers: { 'x-correlation-id': 'corr-9' }, requestId: 'req-9' })).toBe('corr-9');
+    expect(correlationIdOf({ headers: { 'x-correlation-id': 'no spaces allowed' }, requestId: 'req-9' })).toBe('req-9');
+    expect(correlationIdOf({ headers: {}, requestId: undefined })).toMatch(/^[0-9a-f-]{36}$/);
   });
 
   it('takes the correlation id from X-Correlation-Id, else the request id, ignoring unsafe values', async () => {
@@ -151,7 +194,7 @@ describe('acceptWebhook — accepted bodies', () => {
     expect(reply.statusCode).toBe(202);
   });
 
-  it('answers 202 only once both messages were stored', async () => {
+  it('answers 202 only once the message was stored', async () => {
     // prepare: orders.fifo answers only when released
     let release!: () => void;
     const stored = new Promise<void>((resolve) => (release = resolve));
@@ -161,7 +204,6 @@ describe('acceptWebhook — accepted bodies', () => {
         calls.push('orders');
         await stored;
       },
-      enqueueKlarCost: async () => void calls.push('klar'),
     });
     // act
     let settled: WebhookReply | undefined;
@@ -169,7 +211,7 @@ describe('acceptWebhook — accepted bodies', () => {
     await new Promise((r) => setTimeout(r, 20));
     // assess
     expect(settled).toBeUndefined();
-    expect(calls.sort()).toEqual(['klar', 'orders']);
+    expect(calls).toEqual(['orders']);
     release();
     await pending;
     expect(settled?.statusCode).toBe(202);
@@ -205,11 +247,11 @@ describe('acceptWebhook — authentication (401, nothing enqueued, no detail)', 
     ['a signature header that is not one', { auth: { kind: 'none' }, headers: { 'x-orderbridge-signature': WEBHOOK_SECRET } }],
   ];
   it.each(rejected)('rejects %s', async (_, options) => {
-    const { deps, orders, costs } = fakeDeps();
+    const { deps, orders } = fakeDeps();
     const reply = await acceptWebhook(buildWebhookRequest(body, options), deps);
     expect(reply.statusCode).toBe(401);
     expect(reply.body).toEqual({ error: 'unauthorized' });
-    expect([...orders, ...costs]).toEqual([]);
+    expect(orders).toEqual([]);
   });
 
   it('rejects a signature over another body (tampering)', async () => {
@@ -223,10 +265,10 @@ describe('acceptWebhook — authentication (401, nothing enqueued, no detail)', 
 
 describe('acceptWebhook — errors (nothing enqueued on any 4xx)', () => {
   async function expectRejected(request: ReturnType<typeof buildWebhookRequest>, statusCode: number) {
-    const { deps, orders, costs } = fakeDeps();
+    const { deps, orders } = fakeDeps();
     const reply = await acceptWebhook(request, deps);
     expect(reply.statusCode).toBe(statusCode);
-    expect([...orders, ...costs]).toEqual([]);
+    expect(orders).toEqual([]);
     const text = JSON.stringify(reply.body);
     expect(text).not.toContain(WEBHOOK_SECRET);
     expect(text).not.toMatch(/\n\s+at /); // no stack trace
@@ -330,36 +372,30 @@ describe('acceptWebhook — errors (nothing enqueued on any 4xx)', () => {
 });
 
 describe('acceptWebhook — enqueue failures', () => {
-  it('503 with Retry-After when orders.fifo refuses, even though the cost message got through', async () => {
-    const { deps, orders, costs } = fakeDeps({ enqueueOrderChanged: () => Promise.reject(new Error('QueueDoesNotExist')) });
+  it('503 with Retry-After when orders.fifo refuses, without echoing the cause', async () => {
+    // prepare
+    const cause = new Error('QueueDoesNotExist: arn:aws:sqs:eu-central-1:123456789012:orders.fifo');
+    const { deps, orders } = fakeDeps({ enqueueOrderChanged: () => Promise.reject(cause) });
+    // act
     const reply = await acceptWebhook(buildWebhookRequest(buildOrderWebhookBody(), signedAt(NOW)), deps);
-    expect(reply).toMatchObject({ statusCode: 503, outcome: 'enqueue-failed', headers: { 'retry-after': '5' }, orderId: 100 });
+    // assess
+    expect(reply).toMatchObject({ statusCode: 503, outcome: 'enqueue-failed', headers: { 'retry-after': '5' }, orderId: 100, orderCode: '196-083-565' });
     expect(reply.body).toEqual({ error: 'temporarily unavailable, retry later' });
+    expect(reply.cause).toBe(cause); // for the log line only
+    expect(JSON.stringify(reply.body)).not.toContain('arn:aws');
     expect(orders).toEqual([]);
-    // harmless: the Klar worker uploads a cost only when it changed
-    expect(costs).toHaveLength(1);
   });
 
-  it('sends both messages at once, not one after the other', async () => {
-    let inFlight = 0;
-    let peak = 0;
-    const slow = () => {
-      inFlight++;
-      peak = Math.max(peak, inFlight);
-      return new Promise<void>((resolve) => setTimeout(() => (inFlight--, resolve()), 20));
-    };
-    const { deps } = fakeDeps({ enqueueOrderChanged: slow, enqueueKlarCost: slow });
-    const reply = await acceptWebhook(buildWebhookRequest(buildOrderWebhookBody(), signedAt(NOW)), deps);
-    expect(reply.statusCode).toBe(202);
-    expect(peak).toBe(2);
-  });
-
-  it('503 when klar-costs refuses after orders.fifo took the message (the retry is deduplicated)', async () => {
-    const { deps, orders } = fakeDeps({ enqueueKlarCost: () => Promise.reject(new Error('throttled')) });
-    const reply = await acceptWebhook(buildWebhookRequest(buildOrderWebhookBody(), signedAt(NOW)), deps);
-    expect(reply.statusCode).toBe(503);
-    expect(JSON.stringify(reply.body)).not.toContain('throttled');
-    expect(orders).toHaveLength(1);
+  it('writes exactly once per webhook, for an order body and for a notification', async () => {
+    // prepare
+    const enqueueOrderChanged = vi.fn(async () => 'msg-1');
+    const { deps } = fakeDeps({ enqueueOrderChanged });
+    // act
+    const order = await acceptWebhook(buildWebhookRequest(buildOrderWebhookBody(), signedAt(NOW)), deps);
+    const notification = await acceptWebhook(buildWebhookRequest(buildNotificationEnvelope(), signedAt(NOW)), deps);
+    // assess
+    expect([order.statusCode, notification.statusCode]).toEqual([202, 202]);
+    expect(enqueueOrderChanged).toHaveBeenCalledTimes(2);
   });
 });
 
@@ -398,7 +434,7 @@ describe('handler (functions/ingest.ts) with API Gateway v2 events', () => {
     ssm.reset();
     sqs.on(SendMessageCommand).resolves({ MessageId: 'msg-1' });
     forgetSecrets();
-    // Powertools flushes by itself every 100 metrics, whatever ORDERBRIDGE_METRICS says.
+    // Metrics are off in tests (POWERTOOLS_METRICS_DISABLED); should a test turn them on, nothing is printed.
     vi.spyOn(metrics, 'publishStoredMetrics').mockReturnThis();
     logs = [];
     for (const level of ['info', 'warn', 'error'] as const) {
@@ -413,7 +449,7 @@ describe('handler (functions/ingest.ts) with API Gateway v2 events', () => {
     forgetSecrets();
   });
 
-  it('202 for a signed seed order: orders.fifo grouped by order id, dedup id, correlation id; a PII-free cost message', async () => {
+  it('202 for a signed seed order: one message to orders.fifo, grouped by order id, with dedup id and correlation id; nothing to klar-costs', async () => {
     // prepare
     const event = buildApiGatewayV2Event(buildOrderWebhookBody(), { headers: { 'X-Correlation-Id': 'corr-seed' } });
     // act
@@ -422,7 +458,7 @@ describe('handler (functions/ingest.ts) with API Gateway v2 events', () => {
     expect(result.statusCode).toBe(202);
     expect(result.json).toEqual({ accepted: true, orderId: 100, orderCode: '196-083-565' });
     expect(result.headers).toMatchObject({ 'content-type': 'application/json', 'x-correlation-id': 'corr-seed' });
-    expect(sqs).toHaveReceivedCommandTimes(SendMessageCommand, 2);
+    expect(sqs).toHaveReceivedCommandTimes(SendMessageCommand, 1);
     expect(sqs).toHaveReceivedCommandWith(SendMessageCommand, {
       QueueUrl: env.ORDERS_QUEUE_URL,
       MessageGroupId: '100',
@@ -437,11 +473,8 @@ describe('handler (functions/ingest.ts) with API Gateway v2 events', () => {
     const message = orderChangedMessageSchema.parse(JSON.parse(orderInput!.MessageBody!));
     expect(message).toMatchObject({ orderId: 100, orderCode: '196-083-565', source: 'webhook', correlationId: 'corr-seed' });
     expect(message.order).toEqual(buildOrderWebhookBody().order);
-    const [costInput] = sentTo(env.KLAR_COSTS_QUEUE_URL);
-    expect(costInput?.MessageGroupId).toBeUndefined();
-    const cost = klarCostMessageSchema.parse(JSON.parse(costInput!.MessageBody!));
-    expect(cost).toMatchObject({ orderCode: '196-083-565', total: 15.94, currency: '€', paymentType: 'cod', createdAt: '2013-03-19T12 =>39 =>51+01 =>00' });
-    for (const pii of PII) expect(costInput!.MessageBody).not.toContain(pii);
+    // the order worker forwards the Klar cost itself
+    expect(sentTo(env.KLAR_COSTS_QUEUE_URL)).toEqual([]);
   });
 
   it('202 for a notification envelope with the token in the query; the message carries no order', async () => {
@@ -471,7 +504,8 @@ describe('handler (functions/ingest.ts) with API Gateway v2 events', () => {
   ])('202 with %s', async (_, options) => {
     const result = await invoke(buildApiGatewayV2Event(buildOrderWebhookBody(), options));
     expect(result.statusCode).toBe(202);
-    expect(sqs).toHaveReceivedCommandTimes(SendMessageCommand, 2);
+    expect(sqs).toHaveReceivedCommandTimes(SendMessageCommand, 1);
+    expect(sentTo(env.ORDERS_QUEUE_URL)).toHaveLength(1);
   });
 
   const rejections: [string, number, unknown, EventOptions][] = [
@@ -513,10 +547,33 @@ describe('handler (functions/ingest.ts) with API Gateway v2 events', () => {
     expect(logs).toContainEqual(expect.objectContaining({ level: 'error', fields: expect.objectContaining({ outcome: 'enqueue-failed', error: expect.stringContaining('QueueDoesNotExist') }) }));
   });
 
-  it('503 when SQS refuses the cost message', async () => {
+  it('202 even while klar-costs refuses messages: ingest never writes there', async () => {
+    // prepare
     sqs.on(SendMessageCommand, { QueueUrl: env.KLAR_COSTS_QUEUE_URL }).rejects(new Error('ServiceUnavailable'));
+    // act
     const result = await invoke(buildApiGatewayV2Event(buildOrderWebhookBody()));
-    expect(result.statusCode).toBe(503);
+    // assess
+    expect(result.statusCode).toBe(202);
+    expect(sentTo(env.KLAR_COSTS_QUEUE_URL)).toEqual([]);
+  });
+
+  it('two identical notifications in two gateway requests get two deduplication ids; a retried request keeps its id', async () => {
+    // prepare
+    const withRequestId = (requestId: string) => {
+      const event = buildApiGatewayV2Event(buildNotificationEnvelope({ subject: 'update order: 37578' }), { auth: { kind: 'token-header' } });
+      event.requestContext.requestId = requestId;
+      return event;
+    };
+    // act
+    await invoke(withRequestId('gw-A='));
+    await invoke(withRequestId('gw-B='));
+    await invoke(withRequestId('gw-A='));
+    // assess
+    const ids = sentTo(env.ORDERS_QUEUE_URL).map((input) => input.MessageDeduplicationId);
+    expect(ids).toHaveLength(3);
+    expect(ids[0]).not.toBe(ids[1]);
+    expect(ids[2]).toBe(ids[0]);
+    expect(sentTo(env.ORDERS_QUEUE_URL).map((input) => JSON.parse(input.MessageBody!).deliveryId)).toEqual(['request:gw-A=', 'request:gw-B=', 'request:gw-A=']);
   });
 
   it('leaves out an order-code attribute SQS would refuse, and escapes the body, instead of failing', async () => {
@@ -543,8 +600,7 @@ describe('handler (functions/ingest.ts) with API Gateway v2 events', () => {
   });
 
   it('counts a metric per outcome', async () => {
-    // prepare: metrics on, publishing captured
-    vi.stubEnv('ORDERBRIDGE_METRICS', 'on');
+    // prepare: Powertools is switched off in tests (POWERTOOLS_METRICS_DISABLED); capture the single metrics
     const outcomes: string[] = [];
     vi.spyOn(metrics, 'singleMetric').mockImplementation(() => {
       const single = { dimensions: {} as Record<string, string>, addDimension(name: string, value: string) { single.dimensions[name] = value; return single; }, addMetric(name: string) { if (name === 'webhookOutcome') outcomes.push(single.dimensions.outcome!); return single; } };
@@ -555,8 +611,11 @@ describe('handler (functions/ingest.ts) with API Gateway v2 events', () => {
     await invoke(buildApiGatewayV2Event(buildOrderWebhookBody(), { auth: { kind: 'none' } }));
     await invoke(buildApiGatewayV2Event('{', {}));
     await invoke(buildApiGatewayV2Event('x', { contentType: 'text/plain' }));
+    vi.stubEnv('WEBHOOK_SECRETS', '');
+    forgetSecrets(); // a plain variable is cached for the container's life
+    await invoke(buildApiGatewayV2Event(buildOrderWebhookBody()));
     // assess
-    expect(outcomes).toEqual(['accepted', 'unauthorized', 'malformed-json', 'unsupported-media-type']);
+    expect(outcomes).toEqual(['accepted', 'unauthorized', 'malformed-json', 'unsupported-media-type', 'error']);
   });
 
   it('reads the secrets from SSM when WEBHOOK_SECRETS is not set', async () => {
@@ -574,17 +633,21 @@ describe('handler (functions/ingest.ts) with API Gateway v2 events', () => {
     vi.stubEnv('WEBHOOK_SECRETS', '');
     vi.stubEnv('WEBHOOK_SECRETS_PARAMETER', '/orderbridge/test/webhook-secrets');
     ssm.on(GetParameterCommand).rejects(new Error('AccessDenied for /orderbridge/test/webhook-secrets'));
-    const result = await invoke(buildApiGatewayV2Event(buildOrderWebhookBody()));
+    const result = await invoke(buildApiGatewayV2Event(buildOrderWebhookBody(), { headers: { 'X-Correlation-Id': 'corr-500' } }));
     expect(result.statusCode).toBe(500);
     expect(result.json).toEqual({ error: 'internal error' });
+    expect(result.headers).toMatchObject({ 'content-type': 'application/json', 'x-correlation-id': 'corr-500' });
+    expect(result.body).not.toContain('AccessDenied');
     expect(sqs).not.toHaveReceivedCommand(SendMessageCommand);
-    expect(logs).toContainEqual(expect.objectContaining({ level: 'error', fields: expect.objectContaining({ outcome: 'error' }) }));
+    expect(logs).toContainEqual(expect.objectContaining({ level: 'error', fields: expect.objectContaining({ outcome: 'error', correlationId: 'corr-500' }) }));
   });
 
   it('500 (so the shop retries) rather than 401 for everything when no secret is configured', async () => {
     vi.stubEnv('WEBHOOK_SECRETS', '');
     const result = await invoke(buildApiGatewayV2Event(buildOrderWebhookBody()));
     expect(result.statusCode).toBe(500);
+    // no X-Correlation-Id sent: the gateway request id names the request in the logs
+    expect(result.headers).toMatchObject({ 'x-correlation-id': 'Req-Id-1=' });
     expect(sqs).not.toHaveReceivedCommand(SendMessageCommand);
   });
 });

@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { fetchKlarState, uploadPath, uploadTransactionCosts } from '../../lib/clients/klar.ts';
 import { resetClients } from '../../lib/clients/registry.ts';
 import { forgetSecrets, reloadConfig } from '../../lib/config/index.ts';
-import { InvalidMessageError, UpstreamError } from '../../lib/domain/errors.ts';
+import { InvalidMessageError, UpstreamAuthError, UpstreamError, isPermanent } from '../../lib/domain/errors.ts';
 import { mapInvalidErrors, type TransactionCosts } from '../../lib/domain/klar.ts';
 import { startKlarSimulator, type KlarSimulator } from '../../local/simulators/index.ts';
 
@@ -116,13 +116,15 @@ describe('Klar client', () => {
       expect(uploads()).toHaveLength(1);
     });
 
-    it('throws a permanent error for a wrong token (401), without retrying', async () => {
+    it('throws a transient UpstreamAuthError for a wrong token (401), without retrying', async () => {
       // prepare
       configure({ KLAR_API_TOKEN: 'not-the-token' });
       // act
       const error = await uploadTransactionCosts(costs('330')).catch((e: unknown) => e);
       // assess
-      expect(error).toMatchObject({ status: 401, category: 'permanent' });
+      expect(error).toBeInstanceOf(UpstreamAuthError);
+      expect(error).toMatchObject({ upstream: 'Klar', status: 401, category: 'transient' });
+      expect(isPermanent(error)).toBe(false);
       expect(uploads()).toHaveLength(1);
       expect(uploads()[0]!.headers.authorization).toBe('Bearer not-the-token');
     });

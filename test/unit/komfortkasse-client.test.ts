@@ -3,7 +3,7 @@ import { provesNotApplied, removeOrder, submitOrder } from '../../lib/clients/ko
 import { resetClients } from '../../lib/clients/registry.ts';
 import { fetchOrder } from '../../lib/clients/versacommerce.ts';
 import { forgetSecrets, reloadConfig } from '../../lib/config/index.ts';
-import { UpstreamError, isPermanent } from '../../lib/domain/errors.ts';
+import { OrderVanishedError, UpstreamAuthError, UpstreamError, isPermanent } from '../../lib/domain/errors.ts';
 import type { KomfortkasseOrder } from '../../lib/domain/komfortkasse.ts';
 import {
   seedKomfortkasseOrder,
@@ -179,7 +179,7 @@ describe('Komfortkasse client', () => {
     expect(provesNotApplied(error)).toBe(true);
   });
 
-  it('turns a wrong API key (401) into a permanent error', async () => {
+  it('turns a wrong API key (401) into a transient UpstreamAuthError (our credentials, not the order), without a retry', async () => {
     // prepare
     configure({ KOMFORTKASSE_API_KEY: 'wrong-key' });
 
@@ -188,7 +188,9 @@ describe('Komfortkasse client', () => {
 
     // assess
     expect(komfortkasse.requests).toHaveLength(1);
-    expect(error).toMatchObject({ status: 401, category: 'permanent', upstreamMessage: 'Invalid API Key' });
+    expect(error).toBeInstanceOf(UpstreamAuthError);
+    expect(error).toMatchObject({ upstream: 'Komfortkasse', status: 401, category: 'transient', upstreamMessage: 'Invalid API Key' });
+    expect(isPermanent(error)).toBe(false);
   });
 
   it('retries a timed-out update, then fails transiently without a status', async () => {
@@ -303,15 +305,17 @@ describe('VersaCommerce client (orders the message did not carry)', () => {
     expect(raw.total).toBe('15.94');
   });
 
-  it('reports an unknown order as a permanent 404', async () => {
+  it('reports an unknown order as vanished (OrderVanishedError, 404), without a retry', async () => {
     // act
     const error = await failureOf(fetchOrder(404404));
 
     // assess
-    expect(error).toMatchObject({ upstream: 'VersaCommerce', status: 404, category: 'permanent' });
+    expect(error).toBeInstanceOf(OrderVanishedError);
+    expect(error).toMatchObject({ upstream: 'VersaCommerce', status: 404, category: 'permanent', orderId: 404404 });
+    expect(shop.requests).toHaveLength(1);
   });
 
-  it('reports wrong credentials as a permanent 401', async () => {
+  it('reports wrong credentials as a transient UpstreamAuthError (401), not as an order problem', async () => {
     // prepare
     configure({ VERSACOMMERCE_API_PASSWORD: 'wrong' });
     shop.addOrder(seedOrder());
@@ -320,7 +324,10 @@ describe('VersaCommerce client (orders the message did not carry)', () => {
     const error = await failureOf(fetchOrder(100));
 
     // assess
-    expect(error).toMatchObject({ status: 401, category: 'permanent' });
+    expect(error).toBeInstanceOf(UpstreamAuthError);
+    expect(error).not.toBeInstanceOf(OrderVanishedError);
+    expect(error).toMatchObject({ upstream: 'VersaCommerce', status: 401, category: 'transient' });
+    expect(shop.requests).toHaveLength(1);
   });
 
   it('rejects an order that does not match the schema as permanent', async () => {

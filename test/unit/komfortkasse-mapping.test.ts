@@ -1,9 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import { parsePaymentTypeMap } from '../../lib/config/payment-types.ts';
-import { DEFAULT_PAYMENT_TYPE_MAP } from '../../lib/domain/payment-types.ts';
+import {
+  DEFAULT_PAYMENT_TYPE_MAP,
+  paymentTypeVerdict,
+  unknownPaymentTypeMessage,
+  type PaymentTypeVerdict,
+} from '../../lib/domain/payment-types.ts';
 import { InvalidMessageError } from '../../lib/domain/errors.ts';
 import {
   desiredKomfortkasseState,
+  isCanceledInShop,
+  isCanceledStatus,
+  isPaidInShop,
   payloadHash,
   toKomfortkasseOrder,
   type KomfortkasseMappingContext,
@@ -68,6 +76,32 @@ const seedBilling = {
   phone: '+49 511 1659 800',
 };
 
+/** The exact payload of the seed order (shipping equals billing, so it is omitted). */
+const seedPayload: KomfortkasseOrder = {
+  date: '19-03-2013',
+  customerEmail: 'support@versacommerce.de',
+  customerNumber: '1000',
+  type: 'COD',
+  paymentMethod: 'cod',
+  paymentMethodDescription: 'Nachnahme',
+  statusDescription: 'open',
+  amount: 15.94,
+  currency: 'EUR',
+  language: 'de',
+  items: [{ number: 'SKU-10000', name: 'T-Shirt' }],
+  billing: seedBilling as KomfortkasseOrder['billing'],
+};
+
+/** `seedPayload` with `changes` applied; a change to `undefined` removes the key. */
+function seedPayloadWith(changes: Partial<Record<keyof KomfortkasseOrder, unknown>>): KomfortkasseOrder {
+  const payload: Record<string, unknown> = { ...seedPayload };
+  for (const [key, value] of Object.entries(changes)) {
+    if (value === undefined) delete payload[key];
+    else payload[key] = value;
+  }
+  return payload as KomfortkasseOrder;
+}
+
 describe('toKomfortkasseOrder', () => {
   it('maps the seed order to the exact Komfortkasse payload', () => {
     // prepare
@@ -77,20 +111,7 @@ describe('toKomfortkasseOrder', () => {
     const payload = toKomfortkasseOrder(seed, context);
 
     // assess
-    expect(payload).toStrictEqual({
-      date: '19-03-2013',
-      customerEmail: 'support@versacommerce.de',
-      customerNumber: '1000',
-      type: 'COD',
-      paymentMethod: 'cod',
-      paymentMethodDescription: 'Nachnahme',
-      statusDescription: 'open',
-      amount: 15.94,
-      currency: 'EUR',
-      language: 'de',
-      items: [{ number: 'SKU-10000', name: 'T-Shirt' }],
-      billing: seedBilling,
-    });
+    expect(payload).toStrictEqual(seedPayload);
     expect(komfortkasseOrderSchema.parse(payload)).toStrictEqual(payload);
     expect(JSON.stringify(payload)).not.toContain('196-083-565');
   });
@@ -242,15 +263,15 @@ describe('toKomfortkasseOrder', () => {
     expect(payload.billing.countryCode).toBe(expected);
   });
 
-  it.each(['Atlantis', '', null])('rejects the billing country %j with InvalidMessageError', (country) => {
+  it('rejects an unrecognised billing country instead of falling back', () => {
     // prepare
-    const billing = buildVersaCommerceAddress('billing', { country });
+    const billing = buildVersaCommerceAddress('billing', { country: 'Atlantis' });
 
     // act
-    const error = invalidMessageFrom(() => map({ billing_address: billing }));
+    const error = invalidMessageFrom(() => map({ billing_address: billing }, { defaultCountryCode: 'DE' }));
 
     // assess
-    expect(error.message).toContain('billing address');
+    expect(error.message).toBe('order 100: billing address has country "Atlantis", not a 2-letter ISO country code');
   });
 
   it('rejects a billing address with neither last name nor company', () => {
@@ -317,16 +338,18 @@ describe('toKomfortkasseOrder', () => {
     });
   });
 
-  it('drops a shipping address whose country cannot be mapped', () => {
+  it.each([
+    ['an unrecognised country', { city: 'Somewhere', country: 'Atlantis' }, 'order 100: shipping address has country "Atlantis", not a 2-letter ISO country code'],
+    ['neither a last name nor a company', { lastname: '', company: null }, 'order 100: shipping address has neither a last name nor a company'],
+  ])('rejects a shipping address with %s instead of dropping it', (_name, overrides, message) => {
     // prepare
-    const shipping = buildVersaCommerceAddress('shipping', { city: 'Somewhere', country: 'Atlantis' });
+    const shipping = buildVersaCommerceAddress('shipping', overrides);
 
     // act
-    const payload = map({ shipping_address: shipping });
+    const error = invalidMessageFrom(() => map({ shipping_address: shipping }));
 
     // assess
-    expect(payload).not.toHaveProperty('shipping');
-    expect(payload.billing).toStrictEqual(seedBilling);
+    expect(error.message).toBe(message);
   });
 
   it('uses the shipping address as billing when billing is missing', () => {
@@ -377,6 +400,9 @@ describe('toKomfortkasseOrder', () => {
       customer_id: null,
       checkout_locale: null,
       external_invoicing_id: '',
+      origin_id: '',
+      origin_name: null,
+      customer: { email: null },
       items: [],
       shipments: [],
       shipping_address: null,
@@ -415,13 +441,6 @@ describe('toKomfortkasseOrder', () => {
     expect(emptyValuePaths(payload)).toEqual([]);
   });
 
-  it('drops a customer_email without @', () => {
-    // act
-    const payload = map({ customer_email: 'kein-email' });
-
-    // assess
-    expect(payload).not.toHaveProperty('customerEmail');
-  });
 
   it('numbers items by code, then product_id, then id, and names them by title', () => {
     // prepare
@@ -463,10 +482,10 @@ describe('toKomfortkasseOrder', () => {
 
   it('puts the shop status into statusDescription', () => {
     // act
-    const statuses = ['in_progress', 'closed', 'returned'].map((status) => map({ status }).statusDescription);
+    const statuses = ['open', 'in_progress', 'closed'].map((status) => map({ status }).statusDescription);
 
     // assess
-    expect(statuses).toEqual(['in_progress', 'closed', 'returned']);
+    expect(statuses).toEqual(['open', 'in_progress', 'closed']);
   });
 
   it('sends initialDunningLevel only on the first submission', () => {
@@ -512,20 +531,43 @@ describe('desiredKomfortkasseState', () => {
     }
   });
 
-  it('skips a payment type that is not in the table', () => {
+  const unknownTypeMessage =
+    'order 100: payment type "rechnung" is not in the payment-type table — add it to PAYMENT_TYPE_MAP (as INVOICE, PREPAYMENT, COD or SKIP)';
+  const missingTypeMessage =
+    'order 100: has no payment type — PAYMENT_TYPE_MAP maps only named payment types (to INVOICE, PREPAYMENT, COD or SKIP); give the order a payment type in the shop';
+
+  it.each([
+    ['rechnung', unknownTypeMessage],
+    [' rechnung ', unknownTypeMessage],
+    ['bitcoin', unknownTypeMessage.replace('"rechnung"', '"bitcoin"')],
+    ['', missingTypeMessage],
+    ['   ', missingTypeMessage],
+    [null, missingTypeMessage],
+    [undefined, missingTypeMessage],
+  ])('needs attention for payment type %j (not in the table), naming PAYMENT_TYPE_MAP', (paymentType, message) => {
+    // prepare
+    const vcOrder = order({ payment_type: paymentType });
+
     // act
-    const state = desiredKomfortkasseState(order({ payment_type: 'bitcoin' }), context);
+    const error = invalidMessageFrom(() => desiredKomfortkasseState(vcOrder, context));
+    const mappingError = invalidMessageFrom(() => toKomfortkasseOrder(vcOrder, context));
 
     // assess
-    expect(state).toStrictEqual({ action: 'skip', reason: 'payment type "bitcoin" is not sent to Komfortkasse' });
+    expect(error.message).toBe(message);
+    expect(error.category).toBe('permanent');
+    expect(mappingError.message).toBe(message);
   });
 
-  it('skips an order without payment type', () => {
+  it.each([
+    ['misc', 'payment type "misc" is not sent to Komfortkasse'],
+    ['PayPal', 'payment type "PayPal" is not sent to Komfortkasse'],
+    [' cc ', 'payment type "cc" is not sent to Komfortkasse'],
+  ])('skips payment type %j, which the table maps to SKIP', (paymentType, reason) => {
     // act
-    const state = desiredKomfortkasseState(order({ payment_type: null }), context);
+    const state = desiredKomfortkasseState(order({ payment_type: paymentType }), context);
 
     // assess
-    expect(state).toStrictEqual({ action: 'skip', reason: 'order has no payment type' });
+    expect(state).toStrictEqual({ action: 'skip', reason });
   });
 
   it('follows an operator table merged over the default', () => {
@@ -543,7 +585,12 @@ describe('desiredKomfortkasseState', () => {
     ['canceled', 'cod'],
     ['canceled', 'paypal'],
     ['Cancelled', 'invoice'],
-  ])('removes an order with status %s (payment type %s)', (status, paymentType) => {
+    ['returned', 'cod'],
+    [' RETURNED ', 'prepayment'],
+    ['returned', 'paypal'],
+    ['returned', 'rechnung'], // not in the table: a canceled order is removed before the type matters
+    ['canceled', null],
+  ])('removes an order with status %j (payment type %j)', (status, paymentType) => {
     // act
     const state = desiredKomfortkasseState(order({ status, payment_type: paymentType }), context);
 
@@ -560,7 +607,325 @@ describe('desiredKomfortkasseState', () => {
   });
 });
 
+describe('isCanceledInShop, isCanceledStatus and isPaidInShop', () => {
+  it.each([
+    ['canceled', true],
+    ['cancelled', true],
+    [' Canceled ', true],
+    ['returned', true],
+    ['RETURNED', true],
+    ['open', false],
+    ['in_progress', false],
+    ['closed', false],
+    ['returned_partially', false],
+  ])('isCanceledInShop / isCanceledStatus(status %j) is %s', (status, expected) => {
+    // prepare
+    const vcOrder = order({ status });
+
+    // act
+    const canceled = isCanceledInShop(vcOrder);
+    const canceledStatus = isCanceledStatus(status);
+
+    // assess
+    expect(canceled).toBe(expected);
+    expect(canceledStatus).toBe(expected);
+  });
+
+  it.each([
+    ['paid', true],
+    [' Paid ', true],
+    ['captured', true],
+    ['OVERPAID', true],
+    ['not_paid', false],
+    ['partial_payment', false],
+    ['reserved', false],
+    ['capture_error', false],
+    ['declined', false],
+    ['', false],
+    [null, false],
+    [undefined, false],
+  ])('isPaidInShop(payment_status %j) is %s', (paymentStatus, expected) => {
+    // prepare
+    const vcOrder = order({ payment_status: paymentStatus });
+
+    // act
+    const paid = isPaidInShop(vcOrder);
+
+    // assess
+    expect(paid).toBe(expected);
+  });
+});
+
+describe('paymentTypeVerdict', () => {
+  const operatorTable = parsePaymentTypeMap('{"rechnung":"INVOICE"}');
+  const rechnungMessage =
+    'payment type "rechnung" is not in the payment-type table — add it to PAYMENT_TYPE_MAP (as INVOICE, PREPAYMENT, COD or SKIP)';
+  const noTypeMessage =
+    'has no payment type — PAYMENT_TYPE_MAP maps only named payment types (to INVOICE, PREPAYMENT, COD or SKIP); give the order a payment type in the shop';
+
+  it.each<[string, string | null | undefined, typeof DEFAULT_PAYMENT_TYPE_MAP, PaymentTypeVerdict]>([
+    ['a Komfortkasse type', 'cod', DEFAULT_PAYMENT_TYPE_MAP, { kind: 'komfortkasse', paymentType: 'cod', type: 'COD' }],
+    ['a type in other case, trimmed', ' Invoice ', DEFAULT_PAYMENT_TYPE_MAP, { kind: 'komfortkasse', paymentType: 'Invoice', type: 'INVOICE' }],
+    ['a SKIP type', 'paypal', DEFAULT_PAYMENT_TYPE_MAP, { kind: 'skip', paymentType: 'paypal' }],
+    ['marketplace orders (misc)', 'misc', DEFAULT_PAYMENT_TYPE_MAP, { kind: 'skip', paymentType: 'misc' }],
+    ['a type not in the table', 'rechnung', DEFAULT_PAYMENT_TYPE_MAP, { kind: 'unknown', paymentType: 'rechnung', message: rechnungMessage }],
+    ['the same type in an operator table', 'rechnung', operatorTable, { kind: 'komfortkasse', paymentType: 'rechnung', type: 'INVOICE' }],
+    ['an inherited property name', 'constructor', DEFAULT_PAYMENT_TYPE_MAP, { kind: 'unknown', paymentType: 'constructor', message: rechnungMessage.replace('"rechnung"', '"constructor"') }],
+    ['an empty type', ' ', DEFAULT_PAYMENT_TYPE_MAP, { kind: 'unknown', message: noTypeMessage }],
+    ['no type', null, DEFAULT_PAYMENT_TYPE_MAP, { kind: 'unknown', message: noTypeMessage }],
+  ])('judges %s (%j)', (_name, paymentType, table, expected) => {
+    // act
+    const verdict = paymentTypeVerdict(paymentType, table);
+
+    // assess
+    expect(verdict).toStrictEqual(expected);
+  });
+
+  it('words the message the same for both sides', () => {
+    // act
+    const named = unknownPaymentTypeMessage(' rechnung ');
+    const missing = unknownPaymentTypeMessage(undefined);
+
+    // assess
+    expect(named).toBe(rechnungMessage);
+    expect(missing).toBe(noTypeMessage);
+  });
+});
+
+describe('toKomfortkasseOrder: filling every field the shop can fill', () => {
+  it.each([
+    ['true', true, seedPayloadWith({ stopReminder: true })],
+    ['false', false, seedPayloadWith({ stopReminder: false })],
+    ['undefined (omitted)', undefined, seedPayload],
+  ])('sends stopReminder %s as the caller decides', (_name, stopReminder, expected) => {
+    // prepare
+    const ctx: KomfortkasseMappingContext = { ...context, stopReminder };
+
+    // act
+    const payload = toKomfortkasseOrder(order({ payment_status: 'paid' }), ctx);
+
+    // assess
+    expect(payload).toStrictEqual(expected);
+  });
+
+  it.each([
+    ['customer_email first', { customer_email: 'a@example.org', billingEmail: 'b@example.org', customer: { email: 'c@example.org' } }, 'a@example.org'],
+    ['customer_email trimmed', { customer_email: ' a@example.org ', billingEmail: 'b@example.org', customer: null }, 'a@example.org'],
+    ['billing email when customer_email is missing', { customer_email: null, billingEmail: 'b@example.org', customer: { email: 'c@example.org' } }, 'b@example.org'],
+    ['billing email when customer_email is no email', { customer_email: 'kein-email', billingEmail: 'b@example.org', customer: null }, 'b@example.org'],
+    ['customer.email last', { customer_email: '', billingEmail: '', customer: { email: 'c@example.org' } }, 'c@example.org'],
+    ['customer.email when the others have no @', { customer_email: 'x', billingEmail: 'y', customer: { email: 'c@example.org', id: 1000 } }, 'c@example.org'],
+    ['nothing when none looks like an email', { customer_email: 'kein-email', billingEmail: 'max @example.org', customer: { email: 'c.example.org' } }, undefined],
+    ['nothing when all are absent', { customer_email: null, billingEmail: null, customer: null }, undefined],
+  ])('takes customerEmail from %s', (_name, { customer_email, billingEmail, customer }, customerEmail) => {
+    // prepare
+    const billing = buildVersaCommerceAddress('billing', { email: billingEmail });
+    const shipping = buildVersaCommerceAddress('shipping', { email: null });
+
+    // act
+    const payload = map({ customer_email, billing_address: billing, shipping_address: shipping, customer });
+
+    // assess
+    expect(payload).toStrictEqual(seedPayloadWith({ customerEmail }));
+  });
+
+  it.each([
+    ['street, number and extension', 'Bahnhofstr.', '14', 'Hinterhaus', 'Bahnhofstr. 14, Hinterhaus'],
+    ['no extension', 'Bahnhofstr.', '14', '', 'Bahnhofstr. 14'],
+    ['a blank extension', 'Bahnhofstr.', 14, '  ', 'Bahnhofstr. 14'],
+    ['no number', 'Bahnhofstr.', null, 'c/o Müller', 'Bahnhofstr., c/o Müller'],
+    ['only an extension', null, '', 'Packstation 105', 'Packstation 105'],
+    ['a number already in the street, padded parts', ' Bahnhofstr. 14 ', '14', ' 2. OG ', 'Bahnhofstr. 14, 2. OG'],
+    ['nothing at all', null, null, null, undefined],
+  ])('keeps the extension with the street: %s', (_name, street, streetnumber, extension, expected) => {
+    // prepare
+    const billing = buildVersaCommerceAddress('billing', { street, streetnumber, extension });
+
+    // act
+    const payload = map({ billing_address: billing, shipping_address: null });
+
+    // assess
+    const expectedBilling: Record<string, unknown> = { ...seedBilling, street: expected };
+    if (expected === undefined) delete expectedBilling.street;
+    expect(payload).toStrictEqual(seedPayloadWith({ billing: expectedBilling }));
+  });
+
+  it.each([
+    ['a marketplace order number', { origin_name: 'amazon', origin_id: '1234-123435-124243' }, '1234-123435-124243'],
+    ['a numeric origin_id', { origin_name: 'ebay', origin_id: 987654 }, '987654'],
+    ['a padded origin_id without origin_name', { origin_id: ' 028-1 ', origin_name: null }, '028-1'],
+    ['an empty origin_id', { origin_name: 'amazon', origin_id: '' }, undefined],
+    ['a null origin_id', { origin_id: null }, undefined],
+    ['no origin at all', {}, undefined],
+  ])('maps %s to marketplaceNumber', (_name, overrides, marketplaceNumber) => {
+    // act
+    const payload = map(overrides);
+
+    // assess
+    expect(payload).toStrictEqual(seedPayloadWith({ marketplaceNumber }));
+  });
+
+  it('maps an API/marketplace order the shop created without countries (seed 002 "Create Order")', () => {
+    // prepare
+    const address = { firstname: 'my firstname', lastname: 'my lastname', zipcode: 12345, city: 'Hannover' };
+    const apiOrder = order({
+      id: 37578,
+      code: 'API-1',
+      payment_type: 'invoice',
+      payment_status: 'paid',
+      total: 0.0,
+      customer_email: null,
+      customer_id: null,
+      checkout_locale: null,
+      origin_name: 'amazon',
+      origin_id: '1234-123435-124243',
+      customer: { email: 'kunde@example.org', birthday: '1970-01-01' },
+      items: [{ product_id: 1, quantity: 1 }],
+      billing_address: { ...address, street: 'my street', streetnumber: 1, extension: 'Hinterhaus' },
+      shipping_address: { ...address, street: 'mystreet', streetnumber: 1 },
+    });
+
+    // act
+    const payload = toKomfortkasseOrder(apiOrder, { ...context, defaultCountryCode: 'DE', stopReminder: true });
+
+    // assess
+    expect(payload).toStrictEqual({
+      date: '19-03-2013',
+      customerEmail: 'kunde@example.org',
+      type: 'INVOICE',
+      marketplaceNumber: '1234-123435-124243',
+      paymentMethod: 'invoice',
+      paymentMethodDescription: 'Rechnung',
+      statusDescription: 'open',
+      amount: 0,
+      currency: 'EUR',
+      items: [{ number: '1' }],
+      billing: {
+        gender: 'unknown',
+        firstName: 'my firstname',
+        lastName: 'my lastname',
+        street: 'my street 1, Hinterhaus',
+        postCode: '12345',
+        city: 'Hannover',
+        countryCode: 'DE',
+      },
+      shipping: {
+        gender: 'unknown',
+        firstName: 'my firstname',
+        lastName: 'my lastname',
+        street: 'mystreet 1',
+        postCode: '12345',
+        city: 'Hannover',
+        countryCode: 'DE',
+      },
+      stopReminder: true,
+    });
+    expect(komfortkasseOrderSchema.parse(payload)).toStrictEqual(payload);
+  });
+});
+
+describe('toKomfortkasseOrder: countries', () => {
+  /** A shipping address that differs from billing (another city), so it is sent. */
+  const otherShipping = (country: unknown) => buildVersaCommerceAddress('shipping', { city: 'Hamm', zipcode: '59063', country });
+  const shippingTo = (countryCode: string) => ({ ...seedBilling, city: 'Hamm', postCode: '59063', countryCode });
+
+  it.each([
+    ['both countries given', { billing: 'DE', shipping: otherShipping('AT') }, undefined, { billing: 'DE', shipping: shippingTo('AT') }],
+    ['billing without country takes the shipping country', { billing: null, shipping: otherShipping('Österreich') }, undefined, { billing: 'AT', shipping: shippingTo('AT') }],
+    ['the shipping country wins over the default', { billing: '', shipping: otherShipping('AT') }, 'CH', { billing: 'AT', shipping: shippingTo('AT') }],
+    ['neither has one: the default for both', { billing: null, shipping: otherShipping(null) }, 'CH', { billing: 'CH', shipping: shippingTo('CH') }],
+    ['a default given by name', { billing: null, shipping: otherShipping('') }, ' Schweiz ', { billing: 'CH', shipping: shippingTo('CH') }],
+    ['shipping without country takes the billing country', { billing: 'Deutschland', shipping: otherShipping(null) }, 'CH', { billing: 'DE', shipping: shippingTo('DE') }],
+    ['no shipping address: the default', { billing: null, shipping: null }, 'AT', { billing: 'AT', shipping: undefined }],
+    [
+      'a shipping address equal to billing once it has the country is omitted',
+      { billing: null, shipping: buildVersaCommerceAddress('shipping', { country: null }) },
+      'DE',
+      { billing: 'DE', shipping: undefined },
+    ],
+  ])('%s', (_name, { billing, shipping }, defaultCountryCode, expected) => {
+    // prepare
+    const billingAddress = buildVersaCommerceAddress('billing', { country: billing });
+
+    // act
+    const payload = map({ billing_address: billingAddress, shipping_address: shipping }, { defaultCountryCode });
+
+    // assess
+    expect(payload).toStrictEqual(
+      seedPayloadWith({ billing: { ...seedBilling, countryCode: expected.billing }, shipping: expected.shipping }),
+    );
+  });
+
+  it('uses the default for a shipping address standing in for a blank billing address', () => {
+    // prepare
+    const shipping = buildVersaCommerceAddress('shipping', { country: undefined });
+
+    // act
+    const payload = map({ billing_address: { country: '', city: null }, shipping_address: shipping }, { defaultCountryCode: 'LU' });
+
+    // assess
+    expect(payload).toStrictEqual(seedPayloadWith({ billing: { ...seedBilling, countryCode: 'LU' } }));
+  });
+
+  it.each([
+    [
+      'neither address has a country',
+      { billing_address: buildVersaCommerceAddress('billing', { country: null }), shipping_address: otherShipping('') },
+      undefined,
+      'order 100: billing address has no country (nor has the shipping address); set DEFAULT_COUNTRY_CODE to use a default',
+    ],
+    [
+      'the default is blank',
+      { billing_address: buildVersaCommerceAddress('billing', { country: '' }), shipping_address: otherShipping(null) },
+      '  ',
+      'order 100: billing address has no country (nor has the shipping address); set DEFAULT_COUNTRY_CODE to use a default',
+    ],
+    [
+      'there is no shipping address',
+      { billing_address: buildVersaCommerceAddress('billing', { country: null }), shipping_address: null },
+      undefined,
+      'order 100: billing address has no country (and there is no shipping address); set DEFAULT_COUNTRY_CODE to use a default',
+    ],
+    [
+      'the shipping address stands in for billing',
+      { billing_address: null, shipping_address: otherShipping(null) },
+      undefined,
+      'order 100: shipping address (used as billing) has no country; set DEFAULT_COUNTRY_CODE to use a default',
+    ],
+    [
+      'the default is no country',
+      { billing_address: buildVersaCommerceAddress('billing', { country: null }), shipping_address: otherShipping(null) },
+      'Atlantis',
+      'order 100: billing address has no country (nor has the shipping address), and DEFAULT_COUNTRY_CODE "Atlantis" is not a 2-letter ISO country code',
+    ],
+    [
+      'billing has none and the shipping country is unrecognised',
+      { billing_address: buildVersaCommerceAddress('billing', { country: null }), shipping_address: otherShipping('Atlantis') },
+      'DE',
+      'order 100: shipping address has country "Atlantis", not a 2-letter ISO country code',
+    ],
+  ])('needs attention when %s', (_name, overrides, defaultCountryCode, message) => {
+    // act
+    const error = invalidMessageFrom(() => map(overrides, { defaultCountryCode }));
+
+    // assess
+    expect(error.message).toBe(message);
+  });
+});
+
 describe('payloadHash', () => {
+  it('ignores stopReminder, which the planner tracks on its own', () => {
+    // prepare
+    const payloads = [true, false, undefined].map((stopReminder) => map({}, { stopReminder }));
+
+    // act
+    const hashes = payloads.map(payloadHash);
+
+    // assess
+    expect(payloads[0]).toHaveProperty('stopReminder', true);
+    expect(new Set(hashes).size).toBe(1);
+  });
+
   it('is the same with and without initialDunningLevel', () => {
     // prepare
     const first = map({}, { initialDunningLevel: 2, firstSubmission: true });

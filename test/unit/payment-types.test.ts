@@ -40,6 +40,8 @@ describe('DEFAULT_PAYMENT_TYPE_MAP', () => {
       apple_pay: 'SKIP',
       google_pay: 'SKIP',
       stripe: 'SKIP',
+      // API/marketplace orders (seed 002 "Create Order") are paid on the marketplace
+      misc: 'SKIP',
     };
 
     // act

@@ -75,7 +75,7 @@ describe('Komfortkasse simulator', () => {
       paymentStatus: 'UNPAID',
     });
     const stored = sim.orders.get('123456');
-    expect(stored).toMatchObject({ submitCount: 1, removed: false, paymentStatus: 'UNPAID', body: order });
+    expect(stored).toMatchObject({ submitCount: 1, removed: false, remindersStopped: false, paymentStatus: 'UNPAID', body: order });
     expect(stored?.createdAt).toMatch(/^\d{4}-\d{2}-\d{2}T/);
   });
 
@@ -220,6 +220,10 @@ describe('Komfortkasse simulator', () => {
     ['initialDunningLevel negative', { ...base, initialDunningLevel: -1 }, /initialDunningLevel must not be negative/],
     ['initialDunningLevel fractional', { ...base, initialDunningLevel: 1.5 }, /initialDunningLevel must be an integer/],
     ['stopReminder as string', { ...base, stopReminder: 'yes' }, /stopReminder must be a boolean/],
+    ['stopReminder as the string "true"', { ...base, stopReminder: 'true' }, /stopReminder must be a boolean/],
+    ['stopReminder null', { ...base, stopReminder: null }, /stopReminder must not be null/],
+    ['stopReminder as 1', { ...base, stopReminder: 1 }, /stopReminder must be a boolean/],
+    ['marketplaceNumber as number', { ...base, marketplaceNumber: 1234 }, /marketplaceNumber must be a string/],
     ['unknown top-level field', { ...base, orderNumber: '123456' }, /body has unknown field orderNumber/],
     ['read-only number', { ...base, number: '123456' }, /number is read-only/],
     ['read-only paymentStatus', { ...base, paymentStatus: 'PAID' }, /paymentStatus is read-only/],
@@ -236,6 +240,65 @@ describe('Komfortkasse simulator', () => {
     expect(response.body.error).toMatch(/^Invalid request: /);
     expect(response.body.error).toMatch(message);
     expect(sim.orders.has('123456')).toBe(false);
+  });
+
+  it('accepts a marketplaceNumber string and echoes it', async () => {
+    // prepare
+    const order = seedKomfortkasseOrder({ marketplaceNumber: '1234-123435-124243' });
+
+    // act
+    const response = await submit('M-1', order);
+
+    // assess
+    expect(response.status).toBe(200);
+    expect(response.body.marketplaceNumber).toBe('1234-123435-124243');
+    expect(sim.orders.get('M-1')?.body.marketplaceNumber).toBe('1234-123435-124243');
+  });
+
+  it.each<[string, Array<boolean | undefined>, boolean[]]>([
+    ['never sent', [undefined, undefined], [false, false]],
+    ['stopped on creation', [true], [true]],
+    ['stopped by an update, kept by an update without the field', [undefined, true, undefined], [false, true, true]],
+    ['stopped, then resumed', [true, false], [true, false]],
+    ['explicitly false, then omitted', [false, undefined], [false, false]],
+  ])('keeps the effective reminder flag per order: %s', async (_name, flags, expected) => {
+    // prepare
+    const observed: boolean[] = [];
+
+    // act
+    for (const stopReminder of flags) {
+      const response = await submit('R-1', seedKomfortkasseOrder(stopReminder === undefined ? {} : { stopReminder }));
+      expect(response.status).toBe(200);
+      observed.push(sim.orders.get('R-1')!.remindersStopped);
+    }
+
+    // assess
+    expect(observed).toEqual(expected);
+  });
+
+  it('keeps the reminder flag across a remove and a resubmission without it', async () => {
+    // prepare
+    await submit('R-2', seedKomfortkasseOrder({ stopReminder: true }));
+    await call(`${sim.url}/order/remove/R-2`, { method: 'POST', headers: auth });
+
+    // act
+    await submit('R-2', seedKomfortkasseOrder());
+
+    // assess
+    expect(sim.orders.get('R-2')).toMatchObject({ removed: false, remindersStopped: true, submitCount: 2, removeCount: 1 });
+  });
+
+  it('does not change the reminder flag on a rejected submit', async () => {
+    // prepare
+    await submit('R-3', seedKomfortkasseOrder({ stopReminder: true }));
+
+    // act
+    const response = await submit('R-3', seedKomfortkasseOrder({ stopReminder: 'false' }));
+
+    // assess
+    expect(response.status).toBe(400);
+    expect(response.body.error).toMatch(/stopReminder must be a boolean/);
+    expect(sim.orders.get('R-3')).toMatchObject({ remindersStopped: true, submitCount: 1 });
   });
 
   it('rejects an include flag that is not true/false', async () => {
@@ -327,6 +390,19 @@ describe('Komfortkasse simulator', () => {
     expect(wrongMethod).toMatchObject({ status: 405, body: { error: 'Method not allowed' } });
   });
 
+  it('dumps the reminder flag via GET /__sim/state', async () => {
+    // prepare
+    await submit('1', seedKomfortkasseOrder({ stopReminder: true }));
+    await submit('2', seedKomfortkasseOrder());
+
+    // act
+    const response = await call(`${originOf(sim.url)}/__sim/state`);
+
+    // assess
+    expect(response.body.orders['1'].remindersStopped).toBe(true);
+    expect(response.body.orders['2'].remindersStopped).toBe(false);
+  });
+
   it('dumps stored orders via GET /__sim/state', async () => {
     // prepare
     await submit('123456', seedKomfortkasseOrder());
@@ -336,7 +412,7 @@ describe('Komfortkasse simulator', () => {
 
     // assess
     expect(response.status).toBe(200);
-    expect(response.body.orders['123456']).toMatchObject({ number: '123456', submitCount: 1 });
+    expect(response.body.orders['123456']).toMatchObject({ number: '123456', submitCount: 1, remindersStopped: false });
   });
 });
 
@@ -783,6 +859,40 @@ describe('VersaCommerce simulator', () => {
     expect([...sim.orders.keys()].sort()).toEqual([1, 3]);
     expect(sim.orders.get(1)?.status).toBe('closed');
     expect(sim.removeOrder(3)).toBe(true);
+  });
+
+  it.each([
+    ['removeOrder', async (id: number) => sim.removeOrder(id)],
+    ['DELETE /__sim/orders/:id', async (id: number) => (await call(`${originOf(sim.url)}/__sim/orders/${id}`, { method: 'DELETE' })).status],
+  ])('answers 404 {"error":"Not found"} for an order deleted by %s, and stops listing it', async (_name, deleteOrder) => {
+    // prepare
+    sim.addOrder(seedOrder({ id: 100 }));
+    sim.addOrder(seedOrder({ id: 101, code: 'C-101' }));
+    const before = await get('/api/orders/100.json');
+
+    // act
+    const deleted = await deleteOrder(100);
+    const after = await get('/api/orders/100.json');
+    const list = await get('/api/orders.json');
+    const count = await get('/api/orders/count.json');
+
+    // assess
+    expect(before.status).toBe(200);
+    expect(deleted === true || deleted === 204).toBe(true);
+    expect(after.status).toBe(404);
+    expect(after.body).toStrictEqual({ error: 'Not found' });
+    expect(after.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(list.body.map((entry: any) => entry.order.id)).toEqual([101]);
+    expect(count.body).toEqual({ count: 1 });
+  });
+
+  it('answers 404 when deleting an order that does not exist', async () => {
+    // act
+    const response = await call(`${originOf(sim.url)}/__sim/orders/999`, { method: 'DELETE' });
+
+    // assess
+    expect(response).toMatchObject({ status: 404, body: { error: 'Not found' } });
+    expect(sim.removeOrder(999)).toBe(false);
   });
 });
 

@@ -1,0 +1,92 @@
+import * as z from 'zod';
+
+/**
+ * What Orderbridge knows about one order's upstreams: the recorded Komfortkasse and Klar
+ * state (what the planners compare the order with) and the attempt log. The store maps
+ * these shapes to and from DynamoDB items; sync code plans with them.
+ */
+
+export const KOMFORTKASSE_STATES = ['pending', 'submitted', 'removed', 'skipped', 'needs-attention'] as const;
+export const KLAR_STATES = ['pending', 'uploaded', 'needs-attention'] as const;
+export type KomfortkasseState = (typeof KOMFORTKASSE_STATES)[number];
+export type KlarState = (typeof KLAR_STATES)[number];
+
+export const SYNC_TARGETS = ['komfortkasse', 'klar'] as const;
+export type SyncTarget = (typeof SYNC_TARGETS)[number];
+
+export const recordedKomfortkasseSchema = z.object({
+  state: z.enum(KOMFORTKASSE_STATES),
+  payloadHash: z.string().optional(),
+  error: z.string().optional(),
+  everSubmitted: z.boolean(),
+  firstSubmittedAt: z.string().optional(),
+  lastChangedAt: z.string().optional(),
+  /** `updated_at` of the newest snapshot applied */
+  sourceUpdatedAt: z.string().optional(),
+  /** set before a call that may create the order upstream; survives a crash */
+  firstAttemptedAt: z.string().optional(),
+  /** what Komfortkasse was last told about reminders (`stopReminder`); absent = never sent */
+  remindersStopped: z.boolean().optional(),
+  leaseToken: z.string().optional(),
+  leaseUntil: z.number().optional(),
+});
+export type RecordedKomfortkasse = z.infer<typeof recordedKomfortkasseSchema>;
+
+export const recordedKlarSchema = z.object({
+  state: z.enum(KLAR_STATES),
+  /**
+   * The newest cost known for the order. With state `uploaded` Klar holds it; with
+   * `pending` it may not (an upload lost a race and gave up): the next event re-uploads it.
+   */
+  transactionCosts: z.number().optional(),
+  currency: z.string().optional(),
+  error: z.string().optional(),
+  uploadedAt: z.string().optional(),
+  /** `updated_at` of the order snapshot behind the recorded cost */
+  sourceUpdatedAt: z.string().optional(),
+  /** when the webhook behind the recorded cost arrived (tie-break without `updated_at`) */
+  receivedAt: z.string().optional(),
+  /** compare-and-set counter: every change of the Klar side increments it */
+  version: z.number(),
+});
+export type RecordedKlar = z.infer<typeof recordedKlarSchema>;
+
+export const orderRecordSchema = z.object({
+  orderId: z.number(),
+  orderCode: z.string().optional(),
+  komfortkasse: recordedKomfortkasseSchema,
+  klar: recordedKlarSchema,
+  /** `orderbridge forget` ran: no personal data may be written for this order again */
+  forgottenAt: z.string().optional(),
+  updatedAt: z.string().optional(),
+  expiresAt: z.number().optional(),
+});
+export type OrderRecord = z.infer<typeof orderRecordSchema>;
+
+/** One upstream call (or would-be call under DRY_RUN), as the history shows it. */
+export const attemptSchema = z.object({
+  at: z.string(),
+  target: z.enum(['komfortkasse', 'klar', 'versacommerce']),
+  action: z.string(),
+  outcome: z.string(),
+  httpStatus: z.number().optional(),
+  latencyMs: z.number().optional(),
+  error: z.string().optional(),
+  correlationId: z.string().optional(),
+  /** dry-run: the exact request that would have been sent */
+  request: z.object({ method: z.string(), url: z.string(), body: z.unknown().optional() }).optional(),
+});
+export type Attempt = z.infer<typeof attemptSchema>;
+
+/** An order parked on one side, as the needs-attention index lists it. */
+export const attentionSchema = z.object({
+  orderId: z.number(),
+  orderCode: z.string().optional(),
+  target: z.enum(SYNC_TARGETS),
+  error: z.string().optional(),
+  since: z.string(),
+});
+export type Attention = z.infer<typeof attentionSchema>;
+
+/** Error texts are kept short in the history (an upstream may answer a whole page). */
+export const MAX_ERROR_LENGTH = 1000;
