@@ -1,4 +1,4 @@
-import { QueryCommand, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
+import { PutCommand, QueryCommand, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
 import { config } from '../config/index.ts';
 import { ConcurrentUpdateError } from '../domain/errors.ts';
 import { documentClient } from './dynamo.ts';
@@ -63,3 +63,31 @@ export async function untilProcessed<T>(first: T[], send: (pending: T[]) => Prom
   }
   if (pending?.length) throw new ConcurrentUpdateError(`DynamoDB left ${what} unprocessed after retries`);
 }
+
+/**
+ * A time series under one partition (Klar readings, reconcile runs): items keyed
+ * `<prefix><iso time>`, written once each, read newest first.
+ */
+export const timeline = {
+  async add(partition: string, prefix: string, at: string, item: Item, now = new Date()): Promise<void> {
+    await documentClient().send(
+      new PutCommand({
+        TableName: tableName(),
+        Item: { pk: partition, sk: `${prefix}${at}`, ...item, expiresAt: expiresAt(now) },
+        ConditionExpression: 'attribute_not_exists(pk)',
+      }),
+    );
+  },
+  async newest(partition: string, prefix: string, limit: number): Promise<Item[]> {
+    const result = await documentClient().send(
+      new QueryCommand({
+        TableName: tableName(),
+        KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
+        ExpressionAttributeValues: { ':pk': partition, ':prefix': prefix },
+        ScanIndexForward: false,
+        Limit: limit,
+      }),
+    );
+    return result.Items ?? [];
+  },
+};

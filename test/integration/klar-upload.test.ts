@@ -317,6 +317,23 @@ describe('upload-klar-costs against the Klar simulator', () => {
     for (const id of ids) expect(klar().costs.get(String(id))?.uploadCount).toBe(1);
   });
 
+  it('takes a 401 as our credentials, not the orders: retried by SQS, never needs-attention', async () => {
+    // prepare: Klar refuses the token once (e.g. rotated), then accepts it again
+    klar().injectFault({ method: 'POST', pathPrefix: UPLOAD_PATH, status: 401, body: { message: 'invalid token' }, times: 1 });
+    const ids = [7351, 7352];
+    // act
+    await enqueueAsOneBurst(ids.map((id) => costMessage(id)));
+    // assess: the redelivery uploads both; nothing was parked on the way
+    await waitFor(() => ids.every((id) => klar().costs.has(String(id))), 'the costs after SQS redelivered them');
+    await drained(stack);
+    expect(uploadsOf(klar().requests).map((u) => u.status)).toEqual([401, 201]);
+    for (const id of ids) {
+      expect((await getOrderRecord(id))?.klar.state).toBe('uploaded');
+      expect((await listAttempts(id)).filter((a) => a.outcome === 'failed-permanent')).toEqual([]);
+    }
+    expect((await listNeedsAttention()).some((r) => ids.includes(r.orderId))).toBe(false);
+  });
+
   it('fails the batch items when Klar stays unavailable, so SQS redelivers them and each uploads once', async () => {
     // prepare: more 503s than the client retries inside one invocation
     klar().injectFault({ method: 'POST', pathPrefix: UPLOAD_PATH, status: 503, times: 3 });

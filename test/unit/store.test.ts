@@ -20,12 +20,12 @@ import { MAX_ERROR_LENGTH, type OrderRecord } from '../../lib/domain/sync-state.
 import { attentionKeys, listAttention } from '../../lib/store/attention.ts';
 import { appendAttempt, appendAttempts, attemptKeys, listAttempts, withoutPersonalData } from '../../lib/store/attempts.ts';
 import { resetDocumentClient } from '../../lib/store/dynamo.ts';
-import { klarReadingKeys, listKlarReadings, recordKlarReading } from '../../lib/store/klar-readings.ts';
+import { listKlarReadings, recordKlarReading } from '../../lib/store/klar-readings.ts';
 import { markKlarUnconfirmed, settleKlar, type KlarSettlement } from '../../lib/store/klar-record.ts';
 import { claimKomfortkasse, releaseKomfortkasse, settleKomfortkasse, type KomfortkasseClaim, type KomfortkasseSettlement } from '../../lib/store/komfortkasse-lease.ts';
 import { findOrderIdByCode, fromItem, getOrderRecord, getOrderRecords, orderKeys } from '../../lib/store/order-record.ts';
 import { forgetOrderPersonalData } from '../../lib/store/privacy.ts';
-import { lastReconcileRun, reconcileRunKeys, recordReconcileRun } from '../../lib/store/reconcile-runs.ts';
+import { listReconcileRuns, recordReconcileRun } from '../../lib/store/reconcile-runs.ts';
 import { expiresAt, failedConditions, isConditionFailure } from '../../lib/store/table.ts';
 import { buildAttempt, buildRecordedKlar, buildRecordedKomfortkasse, buildStateItem } from '../factories/sync-state.ts';
 
@@ -127,8 +127,6 @@ describe('keys', () => {
     expect(parkedKlar).toEqual({ pk: 'ORDER#100', sk: 'ATTENTION#klar' });
     expect(attentionKeys.index).toBe('NEEDS_ATTENTION');
     expect(orderKeys.codeIndex('196-083-565')).toBe('CODE#196-083-565');
-    expect(klarReadingKeys.reading('2024-05-01T10:00:00.000Z')).toEqual({ pk: 'KLAR#STATE', sk: 'READING#2024-05-01T10:00:00.000Z' });
-    expect(reconcileRunKeys.run('2024-05-01T10:00:00.000Z')).toEqual({ pk: 'RECONCILE#RUN', sk: 'RUN#2024-05-01T10:00:00.000Z' });
   });
 
   it('expires items after the retention period (epoch seconds)', () => {
@@ -981,18 +979,19 @@ describe('Klar readings and reconcile runs', () => {
     ]);
   });
 
-  it('records a reconcile run and reads the last one', async () => {
+  it('records a reconcile run once per instant and lists the newest first', async () => {
     // prepare
     const run = { at: '2024-05-01T10:00:00.000Z', since: '2024-04-30', checked: 10, enqueued: 2, needsAttention: 1, invalid: 0, dryRun: false, trigger: 'schedule' };
     dynamo.on(PutCommand).resolves({});
-    dynamo.on(QueryCommand).resolves({ Items: [{ ...reconcileRunKeys.run(run.at), ...run, expiresAt: 1 }] });
+    dynamo.on(QueryCommand).resolves({ Items: [{ pk: 'RECONCILE#RUN', sk: `RUN#${run.at}`, ...run, expiresAt: 1 }] });
 
     // act
     await recordReconcileRun(run, NOW);
-    const last = await lastReconcileRun();
+    const runs = await listReconcileRuns(3);
 
     // assess
-    expect(dynamo).toHaveReceivedCommandWith(PutCommand, { Item: expect.objectContaining({ pk: 'RECONCILE#RUN', sk: `RUN#${run.at}`, ...run }) });
-    expect(last).toEqual(run);
+    expect(dynamo).toHaveReceivedCommandWith(PutCommand, { ConditionExpression: 'attribute_not_exists(pk)', Item: expect.objectContaining({ pk: 'RECONCILE#RUN', sk: `RUN#${run.at}`, ...run, expiresAt: expiresAt(NOW) }) });
+    expect(dynamo).toHaveReceivedCommandWith(QueryCommand, { KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)', ExpressionAttributeValues: { ':pk': 'RECONCILE#RUN', ':prefix': 'RUN#' }, ScanIndexForward: false, Limit: 3 });
+    expect(runs).toEqual([run]);
   });
 });
