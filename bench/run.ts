@@ -8,7 +8,6 @@
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 process.env.POWERTOOLS_LOG_LEVEL = 'INFO'; // as deployed; the output is dropped, the work is not
 delete process.env.POWERTOOLS_METRICS_DISABLED;
-delete process.env.ORDERBRIDGE_METRICS;
 
 const { runBenchmark } = await import('./suite.ts');
 try {

@@ -3,7 +3,7 @@ import { config, secret, webhookSecretsFrom } from '../lib/config/index.ts';
 import { ConfigError, describeError } from '../lib/domain/errors.ts';
 import { lambdaHandler } from '../lib/observability/handler.ts';
 import { logger } from '../lib/observability/logger.ts';
-import { count, countBy } from '../lib/observability/metrics.ts';
+import { countWebhookOutcome } from '../lib/observability/metrics.ts';
 import { enqueueOrderChanged } from '../lib/queue/orders.ts';
 import { acceptWebhook, correlationIdOf, type WebhookReply, type WebhookRequest } from '../lib/webhook/accept.ts';
 
@@ -23,14 +23,12 @@ async function ingest(event: APIGatewayProxyEventV2, context?: Context): Promise
     requestId: event.requestContext?.requestId ?? context?.awsRequestId,
   };
   request.correlationId = correlationIdOf(request);
-  count('webhookReceived');
   try {
     const secrets = webhookSecretsFrom(await secret('WEBHOOK_SECRETS'));
     // Fail loudly (5xx, so the shop retries) instead of answering every delivery 401.
     if (secrets.length === 0) throw new ConfigError('WEBHOOK_SECRETS is not set (nor WEBHOOK_SECRETS_PARAMETER)', ['WEBHOOK_SECRETS']);
     const reply = await acceptWebhook(request, { secrets, enqueueOrderChanged });
-    countBy('webhookOutcome', 'outcome', reply.outcome);
-    count(reply.statusCode === 202 ? 'enqueued' : reply.statusCode === 503 ? 'enqueueFailed' : 'webhookRejected');
+    countWebhookOutcome(reply.outcome);
     logReply(reply, started);
     return {
       statusCode: reply.statusCode,
@@ -39,8 +37,7 @@ async function ingest(event: APIGatewayProxyEventV2, context?: Context): Promise
     };
   } catch (error) {
     // Only configuration problems land here (e.g. an unreadable SSM secret): never echo them.
-    countBy('webhookOutcome', 'outcome', 'error');
-    count('errors');
+    countWebhookOutcome('error');
     logger.error('webhook', { outcome: 'error', status: 500, correlationId: request.correlationId, error: describeError(error), latencyMs: latency(started) });
     return {
       statusCode: 500,
@@ -70,4 +67,5 @@ function latency(started: number): number {
   return Math.round(performance.now() - started);
 }
 
-export const handler = lambdaHandler(ingest);
+// No early-timeout signal: the one SQS send has its own SDK timeout, and a webhook is short.
+export const handler = lambdaHandler(ingest, { timeoutEarlyInMillis: 0 });

@@ -1,4 +1,4 @@
-import ky, { HTTPError, TimeoutError, type KyInstance, type Options } from 'ky';
+import type { HTTPError, KyInstance, Options } from 'ky';
 import { UpstreamAuthError, UpstreamError } from '../domain/errors.ts';
 import { countAuthFailure } from '../observability/metrics.ts';
 
@@ -35,9 +35,12 @@ export interface UpstreamClientOptions {
 
 /**
  * One ky instance per upstream: timeouts (per attempt and in total), jittered exponential
- * backoff, Retry-After honoured. Built once per module (see each client) and reused.
+ * backoff, Retry-After honoured. Built once per module (see each client) and reused. ky is
+ * loaded on first use: at import it sets up Node's fetch (about 20 ms), which a cold start
+ * that makes no call — and every cold start before its first call — need not pay.
  */
-export function createUpstreamClient(options: UpstreamClientOptions): KyInstance {
+export async function createUpstreamClient(options: UpstreamClientOptions): Promise<KyInstance> {
+  const { default: ky } = await import('ky');
   const base = options.retryBaseMs ?? 200;
   const settings: Options = {
     baseUrl: options.baseUrl.endsWith('/') ? options.baseUrl : `${options.baseUrl}/`,
@@ -67,7 +70,7 @@ export function createUpstreamClient(options: UpstreamClientOptions): KyInstance
  */
 export function toUpstreamError(upstream: string, error: unknown, onCredentialsRejected?: () => void): UpstreamError {
   if (error instanceof UpstreamError) return error;
-  if (error instanceof HTTPError) {
+  if (isHTTPError(error)) {
     const status = error.response.status;
     // ky 2 has already read the body into `data`; the response body itself is consumed.
     const upstreamMessage = messageFromBody(error.data);
@@ -79,7 +82,7 @@ export function toUpstreamError(upstream: string, error: unknown, onCredentialsR
     }
     return new UpstreamError(upstream, message, isRetryableStatus(status) ? 'transient' : 'permanent', { status, upstreamMessage, cause: error });
   }
-  if (error instanceof TimeoutError) {
+  if ((error as { name?: string })?.name === 'TimeoutError') {
     return new UpstreamError(upstream, `${upstream} timed out`, 'transient', { cause: error });
   }
   if ((error as { name?: string })?.name === 'AbortError') {
@@ -87,6 +90,11 @@ export function toUpstreamError(upstream: string, error: unknown, onCredentialsR
   }
   const message = error instanceof Error ? error.message : String(error);
   return new UpstreamError(upstream, `${upstream} unreachable: ${message}`, 'transient', { cause: error });
+}
+
+/** ky's HTTPError, told by its name (the class loads with ky, on first use). */
+export function isHTTPError(error: unknown): error is HTTPError {
+  return (error as { name?: string })?.name === 'HTTPError' && (error as { response?: unknown }).response !== undefined;
 }
 
 function messageFromBody(data: unknown): string | undefined {

@@ -1,9 +1,9 @@
-import { HTTPError, type KyInstance } from 'ky';
+import type { KyInstance } from 'ky';
 import * as z from 'zod';
 import { config, forgetSecret, requiredSecret } from '../config/index.ts';
 import { InvalidMessageError, UpstreamError } from '../domain/errors.ts';
 import { klarBody, klarErrorSchema, klarInvalidResponseSchema, transactionCostsSchema, type KlarError, type TransactionCosts } from '../domain/klar.ts';
-import { createUpstreamClient, toUpstreamError, type CallOptions } from './http.ts';
+import { createUpstreamClient, isHTTPError, toUpstreamError, type CallOptions } from './http.ts';
 import { memoized } from './registry.ts';
 
 const UPSTREAM = 'Klar';
@@ -69,7 +69,7 @@ export async function uploadTransactionCosts(costs: TransactionCosts[], options:
     response = await api.post(uploadPath(), { json: body, signal: options.signal });
   } catch (error) {
     const upstream = toUpstreamError(UPSTREAM, error, tokenRefused);
-    if (upstream.status === 400 && error instanceof HTTPError) {
+    if (upstream.status === 400 && isHTTPError(error)) {
       const invalid = klarInvalidResponseSchema.safeParse(jsonData(error.data));
       if (invalid.success) return { outcome: 'invalid', status: 400, latencyMs: elapsed(), errors: invalid.data.errors };
     }

@@ -1,8 +1,8 @@
-import { isHTTPError, type KyInstance, type RetryOptions } from 'ky';
+import type { KyInstance, RetryOptions } from 'ky';
 import { config, forgetSecret, requiredSecret } from '../config/index.ts';
 import { UpstreamError } from '../domain/errors.ts';
 import { komfortkasseOrderResponseSchema, type KomfortkasseOrder, type KomfortkasseOrderResponse } from '../domain/komfortkasse.ts';
-import { createUpstreamClient, toUpstreamError, type CallOptions } from './http.ts';
+import { createUpstreamClient, isHTTPError, toUpstreamError, type CallOptions } from './http.ts';
 import { memoized } from './registry.ts';
 
 const UPSTREAM = 'Komfortkasse';

@@ -1,7 +1,10 @@
 import type { FeeRule, FeeSchedule } from './fee-schedule.ts';
 import { InvalidMessageError, OrderbridgeError } from './errors.ts';
-import { toIsoCurrency } from './komfortkasse-mapping.ts';
-import { parseVersaCommerceDate } from './versacommerce.ts';
+import { toIsoCurrency } from './currency.ts';
+import { parseVersaCommerceDate } from './shop-dates.ts';
+import { berlinCalendarDate } from './berlin-time.ts';
+
+export { berlinCalendarDate };
 
 /** No rule of the fee schedule covers this payment type/currency/date: fix the configuration. */
 export class UnknownPaymentTypeError extends OrderbridgeError {
@@ -99,20 +102,6 @@ function isBetter(a: [number, number, string], b: [number, number, string]): boo
   if (a[1] !== b[1]) return a[1] > b[1];
   return a[2] > b[2]; // ties keep the earlier rule
 }
-
-/** The calendar date (YYYY-MM-DD) of an instant in Europe/Berlin. */
-export function berlinCalendarDate(instant: Date): string {
-  const parts = berlinFormat.formatToParts(instant);
-  const part = (type: Intl.DateTimeFormatPartTypes): string => parts.find((p) => p.type === type)?.value ?? '';
-  return `${part('year')}-${part('month')}-${part('day')}`;
-}
-
-const berlinFormat = new Intl.DateTimeFormat('en-US', {
-  timeZone: 'Europe/Berlin',
-  year: 'numeric',
-  month: '2-digit',
-  day: '2-digit',
-});
 
 /** An exact non-negative decimal: value = units / 10^scale. */
 interface Decimal {

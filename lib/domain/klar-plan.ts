@@ -2,10 +2,10 @@ import { isPermanent, describeError } from './errors.ts';
 import type { FeeSchedule } from './fee-schedule.ts';
 import { orderCost, UnknownPaymentTypeError } from './fees.ts';
 import { transactionCostsSchema, type TransactionCosts } from './klar.ts';
-import { isCanceledStatus } from './komfortkasse-mapping.ts';
+import { isCanceledStatus } from './order-status.ts';
 import { paymentTypeVerdict, type PaymentTypeMap } from './payment-types.ts';
 import type { RecordedKlar } from './sync-state.ts';
-import { compareVersaCommerceDates } from './versacommerce.ts';
+import { compareVersaCommerceDates } from './shop-dates.ts';
 
 /** The facts of one order that its Klar cost depends on (a klar-costs message carries them). */
 export interface KlarFacts {

@@ -9,6 +9,9 @@ import {
   type KomfortkasseItem,
   type KomfortkasseOrder,
 } from './komfortkasse.ts';
+import { formatBerlinDate } from './berlin-time.ts';
+import { toIsoCurrency } from './currency.ts';
+import { isCanceledInShop, isCanceledStatus, isPaidInShop } from './order-status.ts';
 import { parseVersaCommerceDate, type VersaCommerceAddress, type VersaCommerceOrder } from './versacommerce.ts';
 
 /**
@@ -42,28 +45,6 @@ export type DesiredKomfortkasseState =
   | { action: 'skip'; reason: string };
 
 /** Seed 002: `returned` is "Bestellung wurde storniert", so it ends the order like `canceled`. */
-const CANCELED_STATUSES = new Set(['canceled', 'cancelled', 'returned']);
-
-/** True for a shop status that ends the order: canceled, cancelled, returned (trimmed, case-insensitive). */
-export function isCanceledStatus(status: string): boolean {
-  return CANCELED_STATUSES.has(status.trim().toLowerCase());
-}
-
-/** True when the shop has canceled the order or it was returned. */
-export function isCanceledInShop(order: { status: string }): boolean {
-  return isCanceledStatus(order.status);
-}
-
-/** @deprecated Use `isCanceledInShop` (it also covers `returned`). */
-export const isCanceled = isCanceledInShop;
-
-/** Shop payment states (seed 002 `new_payment_status`) in which the money has arrived. */
-const PAID_STATUSES = new Set(['paid', 'captured', 'overpaid']);
-
-/** True when the shop records the order as paid (`paid`, `captured`, `overpaid`; trimmed, case-insensitive). */
-export function isPaidInShop(order: { payment_status?: string | null }): boolean {
-  return PAID_STATUSES.has((order.payment_status ?? '').trim().toLowerCase());
-}
 
 /**
  * What Komfortkasse should hold for this order. `remove` is unconditional here; the worker
@@ -175,19 +156,8 @@ function sortKeys(value: unknown): unknown {
 
 // ---------------------------------------------------------------- dates, money, currency
 
-const berlinDate = new Intl.DateTimeFormat('en-GB', {
-  timeZone: 'Europe/Berlin',
-  year: 'numeric',
-  month: '2-digit',
-  day: '2-digit',
-});
-
-/** `dd-MM-yyyy` of the instant's calendar day in Europe/Berlin. */
-export function formatBerlinDate(date: Date): string {
-  const parts: Record<string, string> = {};
-  for (const part of berlinDate.formatToParts(date)) parts[part.type] = part.value;
-  return `${parts.day ?? ''}-${parts.month ?? ''}-${(parts.year ?? '').padStart(4, '0')}`;
-}
+export { formatBerlinDate, toIsoCurrency };
+export { isCanceledInShop, isCanceledStatus, isPaidInShop };
 
 /** Rounds half away from zero to cents without binary drift (1.005 → 1.01). */
 export function roundToCents(value: number): number | undefined {
@@ -198,40 +168,6 @@ export function roundToCents(value: number): number | undefined {
   return rounded === 0 ? 0 : sign * rounded;
 }
 
-const CURRENCY_SYMBOLS: Readonly<Record<string, string>> = {
-  '€': 'EUR',
-  euro: 'EUR',
-  '$': 'USD',
-  us$: 'USD',
-  '£': 'GBP',
-  chf: 'CHF',
-  fr: 'CHF',
-  'fr.': 'CHF',
-  sfr: 'CHF',
-  'sfr.': 'CHF',
-  zł: 'PLN',
-  kč: 'CZK',
-  ft: 'HUF',
-};
-
-const knownCurrencies: ReadonlySet<string> | undefined = (() => {
-  try {
-    return new Set(Intl.supportedValuesOf('currency'));
-  } catch {
-    return undefined;
-  }
-})();
-
-/** Currency symbol or code → ISO 4217 code, or `undefined` when unknown. */
-export function toIsoCurrency(value: string): string | undefined {
-  const trimmed = value.trim();
-  const bySymbol = CURRENCY_SYMBOLS[trimmed.toLowerCase()];
-  if (bySymbol !== undefined) return bySymbol;
-  if (!/^[A-Za-z]{3}$/.test(trimmed)) return undefined;
-  const code = trimmed.toUpperCase();
-  if (knownCurrencies !== undefined && knownCurrencies.size > 0 && !knownCurrencies.has(code)) return undefined;
-  return code;
-}
 
 // ---------------------------------------------------------------- addresses
 

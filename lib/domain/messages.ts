@@ -9,8 +9,11 @@ export const orderChangedMessageSchema = z.object({
   kind: z.literal('order-changed'),
   orderId: z.number().int().nonnegative(),
   orderCode: z.string().min(1).optional(),
-  /** The raw VersaCommerce order when the webhook carried it; absent → fetch it. */
-  order: z.record(z.string(), z.unknown()).optional(),
+  /**
+   * The raw VersaCommerce order when the webhook carried it; absent → fetch it. Kept as sent
+   * (ingest validated it, the worker parses it): only its being an object is checked here.
+   */
+  order: z.custom<Record<string, unknown>>((value) => value !== null && typeof value === 'object' && !Array.isArray(value), 'must be an object').optional(),
   source: z.enum(['webhook', 'notification', 'replay', 'reconcile', 'console']),
   receivedAt: z.iso.datetime(),
   deliveryId: z.string().min(1),

@@ -3,7 +3,7 @@ import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { logger } from './logger.ts';
-import { metrics } from './metrics.ts';
+import { flushTallies, metrics } from './metrics.ts';
 
 /** What middy hands a handler besides event and context: aborted at the early timeout. */
 export interface Invocation {
@@ -23,5 +23,6 @@ export function lambdaHandler<E, R>(
 ) {
   return middy<E, R>(handler as never, { timeoutEarlyInMillis: options.timeoutEarlyInMillis ?? 1000 })
     .use(injectLambdaContext(logger, { logEvent: false, resetKeys: true }))
-    .use(logMetrics(metrics, { captureColdStartMetric: true }));
+    .use(logMetrics(metrics, { captureColdStartMetric: true }))
+    .use({ after: flushTallies, onError: flushTallies });
 }

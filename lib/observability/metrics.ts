@@ -14,10 +14,6 @@ export const metrics = new Metrics({
 });
 
 export type MetricName =
-  | 'webhookReceived'
-  | 'webhookRejected'
-  | 'enqueued'
-  | 'enqueueFailed'
   | 'submitted'
   | 'updated'
   | 'removed'
@@ -46,13 +42,39 @@ export function gauge(name: MetricName, value: number, unit: (typeof MetricUnit)
 }
 
 /**
- * A count with one extra dimension (`webhookOutcome` by outcome, `komfortkasseOutcome` by
- * outcome, `upstreamAuthFailed` by upstream): one series per value, so each can be alarmed.
+ * The webhook's outcome, as the one metric of an ingest invocation: `webhookOutcome` with an
+ * `outcome` dimension (accepted, unauthorized, …, enqueue-failed, error), one series per
+ * outcome. On the invocation's own EMF blob: a webhook costs no second one.
  */
-export function countBy(name: 'webhookOutcome' | 'komfortkasseOutcome' | 'upstreamAuthFailed', dimension: 'outcome' | 'upstream', value: string): void {
-  const single = metrics.singleMetric();
-  single.addDimension(dimension, value);
-  single.addMetric(name, MetricUnit.Count, 1);
+export function countWebhookOutcome(outcome: string): void {
+  metrics.addDimension('outcome', outcome);
+  metrics.addMetric('webhookOutcome', MetricUnit.Count, 1);
+}
+
+/** Dimensioned counts of this invocation, summed per series until the handler ends. */
+const tallies = new Map<string, { name: string; dimension: string; value: string; count: number }>();
+
+/**
+ * A count with one extra dimension (`komfortkasseOutcome` by outcome, `upstreamAuthFailed`
+ * by upstream): one series per value, so each can be alarmed. A series has its own EMF blob,
+ * so the counts are summed and written once per series and invocation (flushTallies), not
+ * once per record.
+ */
+export function countBy(name: 'komfortkasseOutcome' | 'upstreamAuthFailed', dimension: 'outcome' | 'upstream', value: string): void {
+  const key = `${name}\u0000${dimension}\u0000${value}`;
+  const tally = tallies.get(key);
+  if (tally) tally.count++;
+  else tallies.set(key, { name, dimension, value, count: 1 });
+}
+
+/** Writes the invocation's dimensioned counts (the handler wrapper calls it at the end). */
+export function flushTallies(): void {
+  for (const { name, dimension, value, count } of tallies.values()) {
+    const single = metrics.singleMetric();
+    single.addDimension(dimension, value);
+    single.addMetric(name, MetricUnit.Count, count);
+  }
+  tallies.clear();
 }
 
 /** An upstream refused our credentials (401/403). */

@@ -54,7 +54,8 @@ export interface WebhookReply {
 
 export interface IngestDeps {
   secrets: readonly string[];
-  enqueueOrderChanged(message: OrderChangedMessage): Promise<unknown>;
+  /** `body` is the message as encoded for the queue (measured here already) */
+  enqueueOrderChanged(message: OrderChangedMessage, body: string): Promise<unknown>;
   now?: () => Date;
 }
 
@@ -165,21 +166,21 @@ export async function acceptWebhook(request: WebhookRequest, deps: IngestDeps): 
     const pathOf = (path: string[]) => sourceOf[path[0] ?? ''] ?? '(body)';
     return invalid('invalid order', dedupeIssues(issuesOf(checked.error, pathOf)));
   }
-  let encodedBytes: number;
+  let encoded: string;
   try {
-    encodedBytes = Buffer.byteLength(encodeQueueMessage(checked.data));
+    encoded = encodeQueueMessage(checked.data);
   } catch {
     // JSON.stringify runs out of stack on absurd nesting that JSON.parse still accepts.
     return invalid('invalid order', [{ path: '(body)', message: 'nested too deeply' }]);
   }
-  if (encodedBytes + ATTRIBUTE_ALLOWANCE_BYTES > MAX_BODY_BYTES) {
+  if (Buffer.byteLength(encoded) + ATTRIBUTE_ALLOWANCE_BYTES > MAX_BODY_BYTES) {
     return reject(413, 'too-large', { error: 'the order does not fit into one queue message (256 KiB)' });
   }
 
   const ids = { orderId: orderMessage.orderId, orderCode: orderMessage.orderCode };
   try {
     // One durable write: the order worker forwards the Klar cost itself.
-    await deps.enqueueOrderChanged(checked.data);
+    await deps.enqueueOrderChanged(checked.data, encoded);
   } catch (cause) {
     // The shop retries a 503; a 202 would promise a message that may not be stored.
     // A retry is harmless: orders.fifo deduplicates it and the workers are level-triggered.

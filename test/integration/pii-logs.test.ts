@@ -158,13 +158,14 @@ describe('logs of a full order run contain no personal data', () => {
     expect(rejected?.error).toBe('UpstreamError: Komfortkasse answered 400: customerEmail [redacted] or phone [redacted] is not valid');
   });
 
-  it('publishes EMF metrics for received, enqueued, submitted, failed-transient, needs-attention and Klar uploaded', () => {
+  it('publishes EMF metrics: the webhook outcome, submitted, failed-transient, needs-attention and Klar uploaded', () => {
     const emf = json().filter((l) => l._aws?.CloudWatchMetrics);
     const names = new Set(emf.flatMap((l) => l._aws.CloudWatchMetrics.flatMap((m: { Metrics: { Name: string }[] }) => m.Metrics.map((x) => x.Name))));
-    for (const name of ['webhookReceived', 'enqueued', 'submitted', 'failedTransient', 'needsAttention', 'klarUploaded']) expect(names).toContain(name);
+    for (const name of ['webhookOutcome', 'submitted', 'failedTransient', 'needsAttention', 'klarUploaded', 'komfortkasseOutcome']) expect(names).toContain(name);
     expect(emf[0]!._aws.CloudWatchMetrics[0].Namespace).toBe('Orderbridge');
-    const sum = (name: string) => emf.reduce((total, l) => total + (Array.isArray(l[name]) ? l[name].reduce((a: number, b: number) => a + b, 0) : (l[name] ?? 0)), 0);
-    expect(sum('webhookReceived')).toBe(3);
+    const sum = (name: string, where: (l: Record<string, any>) => boolean = () => true) =>
+      emf.filter(where).reduce((total, l) => total + (Array.isArray(l[name]) ? l[name].reduce((a: number, b: number) => a + b, 0) : (l[name] ?? 0)), 0);
+    expect(sum('webhookOutcome', (l) => l.outcome === 'accepted')).toBe(3);
     expect(sum('submitted')).toBe(2);
     expect(sum('klarUploaded')).toBe(3);
   });

@@ -12,7 +12,7 @@ import { fetchOrder } from '../../lib/clients/versacommerce.ts';
 import { forgetSecrets, reloadConfig } from '../../lib/config/index.ts';
 import { UpstreamAuthError, UpstreamError, isPermanent } from '../../lib/domain/errors.ts';
 import type { KomfortkasseOrder } from '../../lib/domain/komfortkasse.ts';
-import { metrics } from '../../lib/observability/metrics.ts';
+import { flushTallies, metrics } from '../../lib/observability/metrics.ts';
 import {
   seedKomfortkasseOrder,
   seedOrder,
@@ -94,21 +94,28 @@ function ssmAnswers(name: string, ...values: string[]): void {
 
 const readsOf = (name: string) => ssm.commandCalls(GetParameterCommand).filter((call) => call.args[0].input.Name === name).length;
 
-/** Captures `countBy('upstreamAuthFailed', 'upstream', …)` (Powertools' single metrics). */
-function captureAuthFailures(): string[] {
+/**
+ * Captures `countBy('upstreamAuthFailed', 'upstream', …)`: the counts are summed per upstream
+ * and written as Powertools single metrics when the invocation ends (flushTallies).
+ */
+function captureAuthFailures(): () => string[] {
+  flushTallies(); // what earlier tests counted (metrics are off in tests: nothing is printed)
   const upstreams: string[] = [];
   vi.spyOn(metrics, 'singleMetric').mockImplementation(() => {
     const dimensions: Record<string, string> = {};
     const single = {
       addDimension: (name: string, value: string) => ((dimensions[name] = value), single),
-      addMetric: (name: string) => {
-        if (name === 'upstreamAuthFailed') upstreams.push(dimensions.upstream!);
+      addMetric: (name: string, _unit: unknown, value: number) => {
+        if (name === 'upstreamAuthFailed') for (let i = 0; i < value; i++) upstreams.push(dimensions.upstream!);
         return single;
       },
     };
     return single as never;
   });
-  return upstreams;
+  return () => {
+    flushTallies();
+    return upstreams;
+  };
 }
 
 async function failureOf(call: Promise<unknown>): Promise<UpstreamError> {
@@ -220,7 +227,7 @@ describe('401/403: our credentials were refused', () => {
     expect(error).toMatchObject({ upstream: c.upstream, status: c.status, category: 'transient' });
     expect(isPermanent(error)).toBe(false);
     expect(error.message).toContain('credentials were refused');
-    expect(authFailures).toEqual([c.upstream]);
+    expect(authFailures()).toEqual([c.upstream]);
     expect(retried).toBeDefined();
     expect(readsAfterFailure).toEqual(c.parameters.map(() => 1));
     expect(readsAfterRetry).toEqual(c.parameters.map(() => 2)); // dropped on the refusal, read again
@@ -274,7 +281,7 @@ describe('toUpstreamError', () => {
     [503, 'transient', false],
   ])('%i → %s; credentials rejected: %s', async (status, category, rejected) => {
     // prepare
-    const api = createUpstreamClient({ upstream: 'Bare', baseUrl: bare.url, retryLimit: 0 });
+    const api = await createUpstreamClient({ upstream: 'Bare', baseUrl: bare.url, retryLimit: 0 });
     const onCredentialsRejected = vi.fn();
     const authFailures = captureAuthFailures();
 
@@ -286,7 +293,7 @@ describe('toUpstreamError', () => {
     expect(error).toMatchObject({ upstream: 'Bare', status, category, upstreamMessage: `answered ${status}` });
     expect(error instanceof UpstreamAuthError).toBe(rejected);
     expect(onCredentialsRejected).toHaveBeenCalledTimes(rejected ? 1 : 0);
-    expect(authFailures).toEqual(rejected ? ['Bare'] : []);
+    expect(authFailures()).toEqual(rejected ? ['Bare'] : []);
   });
 
   it('passes an UpstreamError through unchanged, and calls anything else unreachable (transient)', () => {
@@ -315,7 +322,7 @@ describe('deadlines', () => {
 
   it('totalTimeout bounds all retries: the call ends near the total, not after retries × per-attempt timeout', async () => {
     // prepare: 200 ms per attempt and 10 retries would take > 2 s; the total is 500 ms
-    const api = createUpstreamClient({ upstream: 'Bare', baseUrl: bare.url, timeoutMs: 200, totalTimeoutMs: 500, retryLimit: 10, retryBaseMs: 1 });
+    const api = await createUpstreamClient({ upstream: 'Bare', baseUrl: bare.url, timeoutMs: 200, totalTimeoutMs: 500, retryLimit: 10, retryBaseMs: 1 });
     const started = performance.now();
 
     // act
@@ -334,7 +341,7 @@ describe('deadlines', () => {
 
   it('totalTimeout also cuts a backoff that would outlast it', async () => {
     // prepare: the first retry would wait 2 s
-    const api = createUpstreamClient({ upstream: 'Bare', baseUrl: bare.url, totalTimeoutMs: 300, retryLimit: 3, retryBaseMs: 4000 });
+    const api = await createUpstreamClient({ upstream: 'Bare', baseUrl: bare.url, totalTimeoutMs: 300, retryLimit: 3, retryBaseMs: 4000 });
     const started = performance.now();
 
     // act
@@ -364,7 +371,7 @@ describe('deadlines', () => {
 
   it('an aborted signal stops a call in flight as a transient error, without a retry', async () => {
     // prepare
-    const api = createUpstreamClient({ upstream: 'Bare', baseUrl: bare.url, timeoutMs: 5000, totalTimeoutMs: 10_000, retryLimit: 5, retryBaseMs: 1 });
+    const api = await createUpstreamClient({ upstream: 'Bare', baseUrl: bare.url, timeoutMs: 5000, totalTimeoutMs: 10_000, retryLimit: 5, retryBaseMs: 1 });
     const controller = new AbortController();
     setTimeout(() => controller.abort(), 100);
     const started = performance.now();

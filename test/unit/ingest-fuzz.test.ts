@@ -7,7 +7,6 @@ import { forgetSecrets } from '../../lib/config/index.ts';
 import { MAX_BODY_BYTES } from '../../lib/webhook/accept.ts';
 import { orderChangedMessageSchema } from '../../lib/domain/messages.ts';
 import { logger } from '../../lib/observability/logger.ts';
-import { metrics } from '../../lib/observability/metrics.ts';
 import { buildVersaCommerceOrder } from '../factories/orders.ts';
 import { WEBHOOK_SECRET, buildApiGatewayV2Event, buildNotificationEnvelope, type EventOptions } from '../factories/webhooks.ts';
 
@@ -34,8 +33,6 @@ const seedText = JSON.stringify({ order: seedOrder });
 beforeAll(() => {
   forgetSecrets();
   for (const level of ['info', 'warn', 'error'] as const) vi.spyOn(logger, level).mockImplementation(() => undefined);
-  // Metrics are off in tests (POWERTOOLS_METRICS_DISABLED); should a test turn them on, nothing is printed.
-  vi.spyOn(metrics, 'publishStoredMetrics').mockReturnThis();
 });
 afterAll(() => {
   vi.restoreAllMocks();

@@ -434,8 +434,6 @@ describe('handler (functions/ingest.ts) with API Gateway v2 events', () => {
     ssm.reset();
     sqs.on(SendMessageCommand).resolves({ MessageId: 'msg-1' });
     forgetSecrets();
-    // Metrics are off in tests (POWERTOOLS_METRICS_DISABLED); should a test turn them on, nothing is printed.
-    vi.spyOn(metrics, 'publishStoredMetrics').mockReturnThis();
     logs = [];
     for (const level of ['info', 'warn', 'error'] as const) {
       vi.spyOn(logger, level).mockImplementation(((message: string, fields: Record<string, unknown>) => {
@@ -600,12 +598,21 @@ describe('handler (functions/ingest.ts) with API Gateway v2 events', () => {
   });
 
   it('counts a metric per outcome', async () => {
-    // prepare: Powertools is switched off in tests (POWERTOOLS_METRICS_DISABLED); capture the single metrics
+    // prepare: Powertools is switched off in tests (POWERTOOLS_METRICS_DISABLED); capture what
+    // each invocation adds to its one EMF blob (and that it adds nothing else)
     const outcomes: string[] = [];
-    vi.spyOn(metrics, 'singleMetric').mockImplementation(() => {
-      const single = { dimensions: {} as Record<string, string>, addDimension(name: string, value: string) { single.dimensions[name] = value; return single; }, addMetric(name: string) { if (name === 'webhookOutcome') outcomes.push(single.dimensions.outcome!); return single; } };
-      return single as never;
+    const metricNames: string[] = [];
+    let dimension: string | undefined;
+    vi.spyOn(metrics, 'addDimension').mockImplementation((name: string, value: string) => {
+      if (name === 'outcome') dimension = value;
+      return metrics;
     });
+    vi.spyOn(metrics, 'addMetric').mockImplementation((name: string) => {
+      metricNames.push(name);
+      if (name === 'webhookOutcome') outcomes.push(dimension!);
+      return metrics;
+    });
+    const singles = vi.spyOn(metrics, 'singleMetric');
     // act
     await invoke(buildApiGatewayV2Event(buildOrderWebhookBody()));
     await invoke(buildApiGatewayV2Event(buildOrderWebhookBody(), { auth: { kind: 'none' } }));
@@ -616,6 +623,8 @@ describe('handler (functions/ingest.ts) with API Gateway v2 events', () => {
     await invoke(buildApiGatewayV2Event(buildOrderWebhookBody()));
     // assess
     expect(outcomes).toEqual(['accepted', 'unauthorized', 'malformed-json', 'unsupported-media-type', 'error']);
+    expect(metricNames).toEqual(Array.from({ length: 5 }, () => 'webhookOutcome'));
+    expect(singles).not.toHaveBeenCalled(); // no second EMF blob per webhook
   });
 
   it('reads the secrets from SSM when WEBHOOK_SECRETS is not set', async () => {
