@@ -1,6 +1,6 @@
-import * as z from 'zod';
 import { config } from '../lib/config/index.ts';
 import { InvalidMessageError, describeError } from '../lib/domain/errors.ts';
+import * as z from '../lib/domain/schema.ts';
 import { logger } from '../lib/observability/logger.ts';
 import { lambdaHandler } from '../lib/observability/handler.ts';
 import { count } from '../lib/observability/metrics.ts';
@@ -16,12 +16,9 @@ export const DEFAULT_SINCE_DAYS = 14;
  * A bare EventBridge scheduled event (no input) reconciles the default window.
  */
 export const reconcileEventSchema = z.looseObject({
-  sinceDays: z.coerce.number().int().min(1).max(365).optional(),
-  since: z
-    .string()
-    .refine((value) => parseSinceDate(value) !== undefined, { message: SINCE_FORMAT_HINT })
-    .optional(),
-  dryRun: z.boolean().optional(),
+  sinceDays: z.optional(z.coerce.number().check(z.int(), z.gte(1), z.lte(365))),
+  since: z.optional(z.string().check(z.refine((value) => parseSinceDate(value) !== undefined, { message: SINCE_FORMAT_HINT }))),
+  dryRun: z.optional(z.boolean()),
 });
 
 /** When the reconciliation window starts; a malformed event fails loudly instead of guessing. */

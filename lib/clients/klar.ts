@@ -1,5 +1,5 @@
 import type { KyInstance } from 'ky';
-import * as z from 'zod';
+import * as z from '../domain/schema.ts';
 import { config, forgetSecret, requiredSecret } from '../config/index.ts';
 import { InvalidMessageError, UpstreamError } from '../domain/errors.ts';
 import { klarBody, klarErrorSchema, klarInvalidResponseSchema, transactionCostsSchema, type KlarError, type TransactionCosts } from '../domain/klar.ts';
@@ -45,7 +45,7 @@ export type UploadResult =
   | { outcome: 'invalid'; status: number; latencyMs: number; errors: KlarError[] };
 
 /** A 2xx body that lists per-entry errors, whatever its `status` says. */
-const partialResponseSchema = z.looseObject({ status: z.string().optional(), errors: z.array(klarErrorSchema).min(1) });
+const partialResponseSchema = z.looseObject({ status: z.optional(z.string()), errors: z.array(klarErrorSchema).check(z.minLength(1)) });
 
 /**
  * One POST of up to 1000 costs (retried per http.ts on network errors, 408/425/429/5xx).

@@ -1,55 +1,61 @@
-import * as z from 'zod';
 import { ConfigError } from '../domain/errors.ts';
+import * as z from '../domain/schema.ts';
 
-const booleanFlag = z
-  .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
-  .default('false')
-  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const booleanFlag = z.pipe(
+  z._default(z.enum(['true', 'false', '1', '0', 'yes', 'no', '']), 'false'),
+  z.transform((v: 'true' | 'false' | '1' | '0' | 'yes' | 'no' | '') => v === 'true' || v === '1' || v === 'yes'),
+);
 
-const optionalUrl = z
-  .string()
-  .trim()
-  .optional()
-  .transform((v) => (v === undefined || v === '' ? undefined : v.replace(/\/+$/, '')))
-  .pipe(z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional());
+/** A trimmed string, absent when unset; what every optional variable starts as. */
+const trimmedOrAbsent = () => z.optional(z.string().check(z.trim()));
+const blankAsAbsent = () => z.transform((v: string | undefined) => (v === undefined || v === '' ? undefined : v));
 
-const optionalString = z
-  .string()
-  .trim()
-  .optional()
-  .transform((v) => (v === undefined || v === '' ? undefined : v));
+const optionalUrl = z.pipe(
+  z.pipe(
+    trimmedOrAbsent(),
+    z.transform((v: string | undefined) => (v === undefined || v === '' ? undefined : v.replace(/\/+$/, ''))),
+  ),
+  z.optional(z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' })),
+);
+
+const optionalString = z.pipe(trimmedOrAbsent(), blankAsAbsent());
 
 const optionalInt = (min: number, max: number) =>
-  z
-    .string()
-    .trim()
-    .optional()
-    .transform((v) => (v === undefined || v === '' ? undefined : v))
-    .pipe(z.union([z.undefined(), z.string().regex(/^-?\d+$/, 'must be a whole number').transform(Number).pipe(z.number().min(min).max(max))]));
+  z.pipe(
+    z.pipe(trimmedOrAbsent(), blankAsAbsent()),
+    z.union([
+      z.undefined(),
+      z.pipe(z.pipe(z.string().check(z.regex(/^-?\d+$/, 'must be a whole number')), z.transform(Number)), z.number().check(z.gte(min), z.lte(max))),
+    ]),
+  );
+
+/** `z.coerce.number()` with `.int().min(min).max(max).default(fallback)`. */
+const coercedInt = (min: number, max: number, fallback: number) =>
+  z._default(z.coerce.number().check(z.int(), z.gte(min), z.lte(max)), fallback);
 
 /**
  * Every environment variable Orderbridge reads. All are optional locally; in AWS the
  * secrets come from SSM parameters named by the matching `*_PARAMETER` variable.
  */
 export const envSchema = z.object({
-  STAGE: z.string().trim().default('local'),
-  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  STAGE: z._default(z.string().check(z.trim()), 'local'),
+  PORT: coercedInt(0, 65535, 3000),
   WEBHOOK_SECRETS: optionalString,
   WEBHOOK_SECRETS_PARAMETER: optionalString,
-  KOMFORTKASSE_BASE_URL: optionalUrl.default('https://ssl.komfortkasse.eu/api/v2'),
+  KOMFORTKASSE_BASE_URL: z._default(optionalUrl, 'https://ssl.komfortkasse.eu/api/v2'),
   KOMFORTKASSE_API_KEY: optionalString,
   KOMFORTKASSE_API_KEY_PARAMETER: optionalString,
   KOMFORTKASSE_INITIAL_DUNNING_LEVEL: optionalInt(0, 10),
-  KOMFORTKASSE_TIMEOUT_MS: z.coerce.number().int().min(100).max(60000).default(8000),
+  KOMFORTKASSE_TIMEOUT_MS: coercedInt(100, 60000, 8000),
   /** How long a worker holds an order's lease; a crashed worker's lease expires after it. */
-  KOMFORTKASSE_LEASE_SECONDS: z.coerce.number().int().min(1).max(900).default(60),
-  KLAR_BASE_URL: optionalUrl.default('https://open-api.getklar.com'),
+  KOMFORTKASSE_LEASE_SECONDS: coercedInt(1, 900, 60),
+  KLAR_BASE_URL: z._default(optionalUrl, 'https://open-api.getklar.com'),
   KLAR_API_TOKEN: optionalString,
   KLAR_API_TOKEN_PARAMETER: optionalString,
-  KLAR_API_VERSION: z.string().trim().regex(/^\d{2}\.\d{4}$/, 'must look like 06.2024').default('06.2024'),
-  KLAR_BATCH_WINDOW_SECONDS: z.coerce.number().int().min(0).max(300).default(5),
-  KLAR_ORDER_ID_FIELD: z.enum(['id', 'code']).default('id'),
-  KLAR_BODY_WRAPPER: z.enum(['items', 'array']).default('items'),
+  KLAR_API_VERSION: z._default(z.string().check(z.trim(), z.regex(/^\d{2}\.\d{4}$/, 'must look like 06.2024')), '06.2024'),
+  KLAR_BATCH_WINDOW_SECONDS: coercedInt(0, 300, 5),
+  KLAR_ORDER_ID_FIELD: z._default(z.enum(['id', 'code']), 'id'),
+  KLAR_BODY_WRAPPER: z._default(z.enum(['items', 'array']), 'items'),
   FEE_SCHEDULE: optionalString,
   PAYMENT_TYPE_MAP: optionalString,
   VERSACOMMERCE_BASE_URL: optionalUrl,
@@ -58,26 +64,23 @@ export const envSchema = z.object({
   VERSACOMMERCE_API_PASSWORD: optionalString,
   VERSACOMMERCE_API_PASSWORD_PARAMETER: optionalString,
   DRY_RUN: booleanFlag,
-  HISTORY_TABLE_NAME: z.string().trim().min(3).default('orderbridge-local-history'),
-  HISTORY_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(400),
+  HISTORY_TABLE_NAME: z._default(z.string().check(z.trim(), z.minLength(3)), 'orderbridge-local-history'),
+  HISTORY_RETENTION_DAYS: coercedInt(1, 3650, 400),
   ORDERS_QUEUE_URL: optionalString,
   KLAR_COSTS_QUEUE_URL: optionalString,
-  UPSTREAM_RETRY_LIMIT: z.coerce.number().int().min(0).max(10).default(2),
-  UPSTREAM_RETRY_BASE_MS: z.coerce.number().int().min(0).max(10000).default(200),
+  UPSTREAM_RETRY_LIMIT: coercedInt(0, 10, 2),
+  UPSTREAM_RETRY_BASE_MS: coercedInt(0, 10000, 200),
   /** one upstream call, retries and their delays included (ky totalTimeout); fits sync-order's 30 s */
-  UPSTREAM_TOTAL_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(12_000),
+  UPSTREAM_TOTAL_TIMEOUT_MS: coercedInt(100, 120_000, 12_000),
   /** one Klar upload of up to 1000 costs, retries included; fits upload-klar-costs' 60 s */
-  KLAR_TOTAL_TIMEOUT_MS: z.coerce.number().int().min(100).max(300_000).default(40_000),
+  KLAR_TOTAL_TIMEOUT_MS: coercedInt(100, 300_000, 40_000),
   /** how long a secret read from SSM is cached; a 401/403 drops it at once */
-  SECRETS_TTL_SECONDS: z.coerce.number().int().min(0).max(86_400).default(300),
+  SECRETS_TTL_SECONDS: coercedInt(0, 86_400, 300),
   /** a billing address without a country (nor a shipping one) gets this one (2 letters) */
-  DEFAULT_COUNTRY_CODE: z
-    .string()
-    .trim()
-    .toUpperCase()
-    .optional()
-    .transform((v) => (v === undefined || v === '' ? undefined : v))
-    .pipe(z.union([z.undefined(), z.string().regex(/^[A-Z]{2}$/, 'must be a 2-letter ISO country code such as DE')])),
+  DEFAULT_COUNTRY_CODE: z.pipe(
+    z.pipe(z.optional(z.string().check(z.trim(), z.toUpperCase())), blankAsAbsent()),
+    z.union([z.undefined(), z.string().check(z.regex(/^[A-Z]{2}$/, 'must be a 2-letter ISO country code such as DE'))]),
+  ),
 });
 
 export type Env = z.infer<typeof envSchema>;

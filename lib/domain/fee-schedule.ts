@@ -1,4 +1,4 @@
-import * as z from 'zod';
+import * as z from './schema.ts';
 
 /**
  * The payment fee schedule: what each payment method costs the shop per order, as Klar
@@ -9,67 +9,62 @@ import * as z from 'zod';
  * cents (see lib/domain/fees.ts for how the most specific rule is picked).
  */
 
-const amount = z.number().min(0);
+const amount = z.number().check(z.gte(0));
 
 export const feeRuleSchema = z
   .strictObject({
     /** VersaCommerce `payment_type` ("paypal", "cod", "invoice", …); "*" matches any. Case-insensitive. */
-    paymentType: z
-      .string()
-      .trim()
-      .toLowerCase()
-      .min(1, 'must be a VersaCommerce payment_type or "*"'),
+    paymentType: z.string().check(z.trim(), z.toLowerCase(), z.minLength(1, 'must be a VersaCommerce payment_type or "*"')),
     /** ISO 4217 code; absent = any currency. */
-    currency: z
-      .string()
-      .trim()
-      .toUpperCase()
-      .regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code such as EUR')
-      .optional(),
+    currency: z.optional(z.string().check(z.trim(), z.toUpperCase(), z.regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code such as EUR'))),
     /** Fixed part in currency units (0.35 = 35 cents). */
     fixed: amount,
     /** Percentage of the order total (2.49 = 2.49 %). */
-    percent: z.number().min(0).max(100),
+    percent: z.number().check(z.gte(0), z.lte(100)),
     /** Lower bound of the cost in currency units. */
-    min: amount.optional(),
+    min: z.optional(amount),
     /** Upper bound of the cost in currency units (≥ min). */
-    max: amount.optional(),
+    max: z.optional(amount),
     /** First day the rule applies (Europe/Berlin calendar date of the order), inclusive. */
-    validFrom: z.iso.date('must be a date YYYY-MM-DD').optional(),
+    validFrom: z.optional(z.iso.date('must be a date YYYY-MM-DD')),
     /** Last day the rule applies, inclusive (≥ validFrom). */
-    validTo: z.iso.date('must be a date YYYY-MM-DD').optional(),
+    validTo: z.optional(z.iso.date('must be a date YYYY-MM-DD')),
   })
-  .superRefine((rule, ctx) => {
-    if (rule.min !== undefined && rule.max !== undefined && rule.max < rule.min) {
-      ctx.addIssue({ code: 'custom', path: ['max'], message: `must be ≥ min (${rule.min})` });
-    }
-    if (rule.validFrom !== undefined && rule.validTo !== undefined && rule.validTo < rule.validFrom) {
-      ctx.addIssue({ code: 'custom', path: ['validTo'], message: `must be on or after validFrom (${rule.validFrom})` });
-    }
-  });
+  .check(
+    z.superRefine((rule, ctx) => {
+      if (rule.min !== undefined && rule.max !== undefined && rule.max < rule.min) {
+        ctx.addIssue({ code: 'custom', path: ['max'], message: `must be ≥ min (${rule.min})` });
+      }
+      if (rule.validFrom !== undefined && rule.validTo !== undefined && rule.validTo < rule.validFrom) {
+        ctx.addIssue({ code: 'custom', path: ['validTo'], message: `must be on or after validFrom (${rule.validFrom})` });
+      }
+    }),
+  );
 
 export const feeScheduleSchema = z
   .strictObject({
-    rules: z.array(feeRuleSchema).min(1, 'needs at least one rule'),
+    rules: z.array(feeRuleSchema).check(z.minLength(1, 'needs at least one rule')),
   })
-  .superRefine((schedule, ctx) => {
-    // Two rules with the same payment type, currency and start date would tie in
-    // feeFor's "most specific, then latest validFrom" choice: reject the ambiguity.
-    const seen = new Map<string, number>();
-    schedule.rules.forEach((rule, index) => {
-      const key = `${rule.paymentType}|${rule.currency ?? '*'}|${rule.validFrom ?? '-'}`;
-      const first = seen.get(key);
-      if (first === undefined) {
-        seen.set(key, index);
-        return;
-      }
-      ctx.addIssue({
-        code: 'custom',
-        path: ['rules', index],
-        message: `duplicates rules.${first} (same paymentType, currency and validFrom); give it a different validFrom`,
+  .check(
+    z.superRefine((schedule, ctx) => {
+      // Two rules with the same payment type, currency and start date would tie in
+      // feeFor's "most specific, then latest validFrom" choice: reject the ambiguity.
+      const seen = new Map<string, number>();
+      schedule.rules.forEach((rule, index) => {
+        const key = `${rule.paymentType}|${rule.currency ?? '*'}|${rule.validFrom ?? '-'}`;
+        const first = seen.get(key);
+        if (first === undefined) {
+          seen.set(key, index);
+          return;
+        }
+        ctx.addIssue({
+          code: 'custom',
+          path: ['rules', index],
+          message: `duplicates rules.${first} (same paymentType, currency and validFrom); give it a different validFrom`,
+        });
       });
-    });
-  });
+    }),
+  );
 
 export type FeeRule = z.infer<typeof feeRuleSchema>;
 export type FeeSchedule = z.infer<typeof feeScheduleSchema>;

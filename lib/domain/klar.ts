@@ -1,4 +1,4 @@
-import * as z from 'zod';
+import * as z from './schema.ts';
 import { OrderbridgeError } from './errors.ts';
 
 /**
@@ -14,13 +14,10 @@ export const KLAR_MAX_BATCH = 1000;
  * them when present with an invalid value (e.g. `cancelledAt: 0`), so null/0/"" fail here.
  */
 export const transactionCostsSchema = z.strictObject({
-  orderId: z.string().regex(/\S/, 'orderId must be a non-empty string'),
-  transactionCosts: z.number().min(0),
-  currency: z
-    .string()
-    .regex(/^[A-Z]{3}$/, 'currency must be an ISO 4217 code such as EUR')
-    .optional(),
-  cancelledAt: z.iso.datetime({ offset: true }).optional(),
+  orderId: z.string().check(z.regex(/\S/, 'orderId must be a non-empty string')),
+  transactionCosts: z.number().check(z.gte(0)),
+  currency: z.optional(z.string().check(z.regex(/^[A-Z]{3}$/, 'currency must be an ISO 4217 code such as EUR'))),
+  cancelledAt: z.optional(z.iso.datetime({ offset: true })),
 });
 export type TransactionCosts = z.infer<typeof transactionCostsSchema>;
 
@@ -29,11 +26,11 @@ export const klarValidResponseSchema = z.looseObject({ status: z.literal('VALID'
 export type KlarValidResponse = z.infer<typeof klarValidResponseSchema>;
 
 export const klarErrorSchema = z.looseObject({
-  id: z.union([z.number(), z.string()]).optional(),
+  id: z.optional(z.union([z.number(), z.string()])),
   /** `"<index>.<field>"` into the request array, e.g. `"0.orderId"`. */
   key: z.string(),
   message: z.string(),
-  value: z.unknown().optional(),
+  value: z.optional(z.unknown()),
 });
 export type KlarError = z.infer<typeof klarErrorSchema>;
 
@@ -122,16 +119,13 @@ export class InvalidKlarStateError extends OrderbridgeError {
 }
 
 /** null and "" read as absent. */
-const absent = z.union([z.null(), z.literal('')]).transform(() => undefined);
+const absent = z.pipe(z.union([z.null(), z.literal('')]), z.transform(() => undefined));
 
 /** A count sent as a number or as a numeric string ("9"). */
 const count = z.union([
   absent,
-  z.number().int('must be a whole number').min(0),
-  z
-    .string()
-    .regex(/^\s*\d+\s*$/, 'must be a whole number')
-    .transform((s) => Number(s)),
+  z.number().check(z.int('must be a whole number'), z.gte(0)),
+  z.pipe(z.string().check(z.regex(/^\s*\d+\s*$/, 'must be a whole number')), z.transform((s: string) => Number(s))),
 ]);
 
 const TIMESTAMP =
@@ -164,22 +158,26 @@ function normaliseOffset(zone: string): string {
 
 const timestamp = z.union([
   absent,
-  z.union([z.string(), z.number()]).transform((value, ctx) => {
-    const parsed = parseKlarTimestamp(value);
-    if (parsed === undefined) {
-      ctx.addIssue({ code: 'custom', message: 'must be a timestamp', input: value });
-      return z.NEVER;
-    }
-    return parsed;
-  }),
+  z.pipe(
+    z.union([z.string(), z.number()]),
+    z.transform((value: string | number, ctx) => {
+      const parsed = parseKlarTimestamp(value);
+      if (parsed === undefined) {
+        // (what classic zod's ctx.addIssue pushed; a zod/mini transform's ctx has no addIssue)
+        ctx.issues.push({ code: 'custom', message: 'must be a timestamp', input: value });
+        return z.NEVER;
+      }
+      return parsed;
+    }),
+  ),
 ]);
 
 /** The state endpoint's raw fields; unknown fields are dropped. */
 export const klarStateSchema = z.object({
-  total: count.optional(),
-  lastBatchCount: count.optional(),
-  lastSuccess: timestamp.optional(),
-  lastFailure: timestamp.optional(),
+  total: z.optional(count),
+  lastBatchCount: z.optional(count),
+  lastSuccess: z.optional(timestamp),
+  lastFailure: z.optional(timestamp),
 });
 
 export type KlarState = {

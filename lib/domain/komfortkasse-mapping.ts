@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { ZodError } from 'zod';
+import type { $ZodError } from 'zod/v4/core';
 import { paymentMethodDescriptionFor, paymentTypeVerdict, type PaymentTypeMap } from './payment-types.ts';
 import { InvalidMessageError } from './errors.ts';
 import {
@@ -424,6 +424,6 @@ function trackingNumbersOf(order: VersaCommerceOrder): string[] {
   return unique((order.shipments ?? []).flatMap((shipment) => [nonEmpty(shipment.tracking_code), nonEmpty(shipment.tracking_number)]));
 }
 
-function describeIssues(error: ZodError): string {
+function describeIssues(error: $ZodError): string {
   return error.issues.map((issue) => `${issue.path.map(String).join('.') || '(root)'}: ${issue.message}`).join('; ');
 }

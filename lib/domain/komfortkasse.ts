@@ -1,4 +1,4 @@
-import * as z from 'zod';
+import * as z from './schema.ts';
 
 /**
  * Komfortkasse API v2 shapes (seeds 000/001). The request schema is strict and describes
@@ -30,85 +30,86 @@ export const KOMFORTKASSE_PAYMENT_STATUSES = [
 /** Komfortkasse dates are `dd-MM-yyyy`. */
 export const komfortkasseDateSchema = z
   .string()
-  .regex(/^(0[1-9]|[12]\d|3[01])-(0[1-9]|1[0-2])-\d{4}$/, 'must be a date formatted dd-MM-yyyy');
+  .check(z.regex(/^(0[1-9]|[12]\d|3[01])-(0[1-9]|1[0-2])-\d{4}$/, 'must be a date formatted dd-MM-yyyy'));
 
-const text = z.string().min(1, 'must not be empty');
-const textList = z.array(text).min(1, 'must not be an empty list');
+const text = z.string().check(z.minLength(1, 'must not be empty'));
+const textList = z.array(text).check(z.minLength(1, 'must not be an empty list'));
 
 export const komfortkasseAddressSchema = z
   .strictObject({
-    gender: komfortkasseGenderSchema.optional(),
-    firstName: text.optional(),
-    lastName: text.optional(),
-    company: text.optional(),
-    street: text.optional(),
-    postCode: text.optional(),
-    city: text.optional(),
-    countryCode: z.string().regex(/^[A-Z]{2}$/, 'must be a 2-letter ISO country code'),
-    phone: text.optional(),
+    gender: z.optional(komfortkasseGenderSchema),
+    firstName: z.optional(text),
+    lastName: z.optional(text),
+    company: z.optional(text),
+    street: z.optional(text),
+    postCode: z.optional(text),
+    city: z.optional(text),
+    countryCode: z.string().check(z.regex(/^[A-Z]{2}$/, 'must be a 2-letter ISO country code')),
+    phone: z.optional(text),
   })
-  .refine((address) => address.lastName !== undefined || address.company !== undefined, {
-    message: 'lastName or company is required',
-    path: ['lastName'],
-  });
+  .check(
+    z.refine((address) => address.lastName !== undefined || address.company !== undefined, {
+      message: 'lastName or company is required',
+      path: ['lastName'],
+    }),
+  );
 export type KomfortkasseAddress = z.infer<typeof komfortkasseAddressSchema>;
 
 export const komfortkasseItemSchema = z.strictObject({
   number: text,
-  name: text.optional(),
+  name: z.optional(text),
 });
 export type KomfortkasseItem = z.infer<typeof komfortkasseItemSchema>;
 
 /** Amounts are sent with at most two decimals (`Format: 0.00`). */
 const amountSchema = z
   .number()
-  .finite()
-  .refine((v) => Math.abs(Math.round(v * 100) / 100 - v) < 1e-9, 'must have at most two decimals');
+  .check(z.refine((v) => Math.abs(Math.round(v * 100) / 100 - v) < 1e-9, 'must have at most two decimals'));
 
 /** Body of `POST /order/{orderNumber}` (submit or update). Key order follows seed 000. */
 export const komfortkasseOrderSchema = z.strictObject({
   date: komfortkasseDateSchema,
-  dueDate: komfortkasseDateSchema.optional(),
-  customerEmail: text.optional(),
-  customerNumber: text.optional(),
+  dueDate: z.optional(komfortkasseDateSchema),
+  customerEmail: z.optional(text),
+  customerNumber: z.optional(text),
   type: komfortkasseOrderTypeSchema,
-  marketplaceNumber: text.optional(),
-  paymentMethod: text.optional(),
-  paymentMethodDescription: text.optional(),
-  statusDescription: text.optional(),
+  marketplaceNumber: z.optional(text),
+  paymentMethod: z.optional(text),
+  paymentMethodDescription: z.optional(text),
+  statusDescription: z.optional(text),
   amount: amountSchema,
-  currency: z.string().regex(/^[A-Z]{3}$/, 'must be an ISO 4217 currency code'),
-  exchangeRate: z.number().finite().positive().optional(),
-  language: z.string().regex(/^[a-z]{2}$/, 'must be a 2-letter ISO language code').optional(),
+  currency: z.string().check(z.regex(/^[A-Z]{3}$/, 'must be an ISO 4217 currency code')),
+  exchangeRate: z.optional(z.number().check(z.positive())),
+  language: z.optional(z.string().check(z.regex(/^[a-z]{2}$/, 'must be a 2-letter ISO language code'))),
   /** @deprecated Komfortkasse prefers `items`. */
-  itemNumbers: textList.optional(),
-  items: z.array(komfortkasseItemSchema).min(1, 'must not be an empty list').optional(),
-  invoiceNumbers: textList.optional(),
-  shippingNumbers: textList.optional(),
-  proformaNumbers: textList.optional(),
+  itemNumbers: z.optional(textList),
+  items: z.optional(z.array(komfortkasseItemSchema).check(z.minLength(1, 'must not be an empty list'))),
+  invoiceNumbers: z.optional(textList),
+  shippingNumbers: z.optional(textList),
+  proformaNumbers: z.optional(textList),
   billing: komfortkasseAddressSchema,
-  shipping: komfortkasseAddressSchema.optional(),
+  shipping: z.optional(komfortkasseAddressSchema),
   /** Honoured only on the first submission of an order; omit afterwards. */
-  initialDunningLevel: z.number().int().nonnegative().optional(),
-  stopReminder: z.boolean().optional(),
+  initialDunningLevel: z.optional(z.number().check(z.int(), z.nonnegative())),
+  stopReminder: z.optional(z.boolean()),
 });
 export type KomfortkasseOrder = z.infer<typeof komfortkasseOrderSchema>;
 
-const optionalResponseText = z
-  .union([z.string(), z.number()])
-  .nullish()
-  .transform((v) => (v === null || v === undefined ? undefined : String(v)));
-const optionalResponseNumber = z
-  .union([z.number(), z.string().trim().regex(/^-?\d+(\.\d+)?$/).transform(Number)])
-  .nullish()
-  .transform((v) => (v === null ? undefined : v));
+const optionalResponseText = z.pipe(
+  z.nullish(z.union([z.string(), z.number()])),
+  z.transform((v: string | number | null | undefined) => (v === null || v === undefined ? undefined : String(v))),
+);
+const optionalResponseNumber = z.pipe(
+  z.nullish(z.union([z.number(), z.pipe(z.string().check(z.trim(), z.regex(/^-?\d+(\.\d+)?$/)), z.transform(Number))])),
+  z.transform((v: number | null | undefined) => (v === null ? undefined : v)),
+);
 
 /**
  * 200 answer of submit/update and remove. Loose: Komfortkasse echoes the order plus
  * read-only fields; unknown keys are kept, optional ones may arrive as `null`.
  */
 export const komfortkasseOrderResponseSchema = z.looseObject({
-  number: z.union([z.string(), z.number()]).transform(String),
+  number: z.pipe(z.union([z.string(), z.number()]), z.transform(String)),
   referenceNumber: optionalResponseText,
   paymentStatus: optionalResponseText,
   dunningLevel: optionalResponseNumber,

@@ -1,4 +1,4 @@
-import * as z from 'zod';
+import * as z from './schema.ts';
 import type { VersaCommerceOrder } from './versacommerce.ts';
 
 /**
@@ -7,17 +7,17 @@ import type { VersaCommerceOrder } from './versacommerce.ts';
  */
 export const orderChangedMessageSchema = z.object({
   kind: z.literal('order-changed'),
-  orderId: z.number().int().nonnegative(),
-  orderCode: z.string().min(1).optional(),
+  orderId: z.number().check(z.int(), z.nonnegative()),
+  orderCode: z.optional(z.string().check(z.minLength(1))),
   /**
    * The raw VersaCommerce order when the webhook carried it; absent → fetch it. Kept as sent
    * (ingest validated it, the worker parses it): only its being an object is checked here.
    */
-  order: z.custom<Record<string, unknown>>((value) => value !== null && typeof value === 'object' && !Array.isArray(value), 'must be an object').optional(),
+  order: z.optional(z.custom<Record<string, unknown>>((value) => value !== null && typeof value === 'object' && !Array.isArray(value), 'must be an object')),
   source: z.enum(['webhook', 'notification', 'replay', 'reconcile', 'console']),
   receivedAt: z.iso.datetime(),
-  deliveryId: z.string().min(1),
-  correlationId: z.string().min(1),
+  deliveryId: z.string().check(z.minLength(1)),
+  correlationId: z.string().check(z.minLength(1)),
 });
 export type OrderChangedMessage = z.infer<typeof orderChangedMessageSchema>;
 
@@ -28,18 +28,19 @@ export type OrderChangedMessage = z.infer<typeof orderChangedMessageSchema>;
  */
 export const klarCostMessageSchema = z.object({
   kind: z.literal('klar-cost'),
-  orderId: z.number().int().nonnegative(),
-  orderCode: z.string().min(1).optional(),
-  total: z.number().finite(),
-  currency: z.string().min(1),
-  paymentType: z.string().optional(),
+  orderId: z.number().check(z.int(), z.nonnegative()),
+  orderCode: z.optional(z.string().check(z.minLength(1))),
+  // (z.number() rejects Infinity and NaN by itself)
+  total: z.number(),
+  currency: z.string().check(z.minLength(1)),
+  paymentType: z.optional(z.string()),
   status: z.string(),
   createdAt: z.string(),
   /** the order's `updated_at`, so an older copy never overwrites a newer cost */
-  updatedAt: z.string().optional(),
+  updatedAt: z.optional(z.string()),
   /** when the webhook behind this copy arrived (tie-break without `updated_at`) */
   receivedAt: z.iso.datetime(),
-  correlationId: z.string().min(1),
+  correlationId: z.string().check(z.minLength(1)),
 });
 export type KlarCostMessage = z.infer<typeof klarCostMessageSchema>;
 

@@ -1,4 +1,4 @@
-import * as z from 'zod';
+import * as z from './schema.ts';
 
 /**
  * Which VersaCommerce `payment_type` becomes which Komfortkasse order `type`. The table is
@@ -9,13 +9,12 @@ export const PAYMENT_TARGETS = ['INVOICE', 'PREPAYMENT', 'COD', 'SKIP'] as const
 export type PaymentTarget = (typeof PAYMENT_TARGETS)[number];
 export type KomfortkassePaymentType = Exclude<PaymentTarget, 'SKIP'>;
 
-export const paymentTargetSchema = z
-  .string()
-  .trim()
-  .toUpperCase()
-  .pipe(z.enum(PAYMENT_TARGETS, { error: `must be one of ${PAYMENT_TARGETS.join(', ')}` }));
+export const paymentTargetSchema = z.pipe(
+  z.string().check(z.trim(), z.toUpperCase()),
+  z.enum(PAYMENT_TARGETS, { error: `must be one of ${PAYMENT_TARGETS.join(', ')}` }),
+);
 
-export const paymentTypeMapSchema = z.record(z.string().trim().min(1, 'payment type must not be empty'), paymentTargetSchema);
+export const paymentTypeMapSchema = z.record(z.string().check(z.trim(), z.minLength(1, 'payment type must not be empty')), paymentTargetSchema);
 export type PaymentTypeMap = Readonly<Record<string, PaymentTarget>>;
 
 export const DEFAULT_PAYMENT_TYPE_MAP: PaymentTypeMap = Object.freeze({

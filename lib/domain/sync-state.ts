@@ -1,4 +1,4 @@
-import * as z from 'zod';
+import * as z from './schema.ts';
 
 /**
  * What Orderbridge knows about one order's upstreams: the recorded Komfortkasse and Klar
@@ -16,19 +16,19 @@ export type SyncTarget = (typeof SYNC_TARGETS)[number];
 
 export const recordedKomfortkasseSchema = z.object({
   state: z.enum(KOMFORTKASSE_STATES),
-  payloadHash: z.string().optional(),
-  error: z.string().optional(),
+  payloadHash: z.optional(z.string()),
+  error: z.optional(z.string()),
   everSubmitted: z.boolean(),
-  firstSubmittedAt: z.string().optional(),
-  lastChangedAt: z.string().optional(),
+  firstSubmittedAt: z.optional(z.string()),
+  lastChangedAt: z.optional(z.string()),
   /** `updated_at` of the newest snapshot applied */
-  sourceUpdatedAt: z.string().optional(),
+  sourceUpdatedAt: z.optional(z.string()),
   /** set before a call that may create the order upstream; survives a crash */
-  firstAttemptedAt: z.string().optional(),
+  firstAttemptedAt: z.optional(z.string()),
   /** what Komfortkasse was last told about reminders (`stopReminder`); absent = never sent */
-  remindersStopped: z.boolean().optional(),
-  leaseToken: z.string().optional(),
-  leaseUntil: z.number().optional(),
+  remindersStopped: z.optional(z.boolean()),
+  leaseToken: z.optional(z.string()),
+  leaseUntil: z.optional(z.number()),
 });
 export type RecordedKomfortkasse = z.infer<typeof recordedKomfortkasseSchema>;
 
@@ -38,14 +38,14 @@ export const recordedKlarSchema = z.object({
    * The newest cost known for the order. With state `uploaded` Klar holds it; with
    * `pending` it may not (an upload lost a race and gave up): the next event re-uploads it.
    */
-  transactionCosts: z.number().optional(),
-  currency: z.string().optional(),
-  error: z.string().optional(),
-  uploadedAt: z.string().optional(),
+  transactionCosts: z.optional(z.number()),
+  currency: z.optional(z.string()),
+  error: z.optional(z.string()),
+  uploadedAt: z.optional(z.string()),
   /** `updated_at` of the order snapshot behind the recorded cost */
-  sourceUpdatedAt: z.string().optional(),
+  sourceUpdatedAt: z.optional(z.string()),
   /** when the webhook behind the recorded cost arrived (tie-break without `updated_at`) */
-  receivedAt: z.string().optional(),
+  receivedAt: z.optional(z.string()),
   /** compare-and-set counter: every change of the Klar side increments it */
   version: z.number(),
 });
@@ -53,13 +53,13 @@ export type RecordedKlar = z.infer<typeof recordedKlarSchema>;
 
 export const orderRecordSchema = z.object({
   orderId: z.number(),
-  orderCode: z.string().optional(),
+  orderCode: z.optional(z.string()),
   komfortkasse: recordedKomfortkasseSchema,
   klar: recordedKlarSchema,
   /** `orderbridge forget` ran: no personal data may be written for this order again */
-  forgottenAt: z.string().optional(),
-  updatedAt: z.string().optional(),
-  expiresAt: z.number().optional(),
+  forgottenAt: z.optional(z.string()),
+  updatedAt: z.optional(z.string()),
+  expiresAt: z.optional(z.number()),
 });
 export type OrderRecord = z.infer<typeof orderRecordSchema>;
 
@@ -69,21 +69,21 @@ export const attemptSchema = z.object({
   target: z.enum(['komfortkasse', 'klar', 'versacommerce']),
   action: z.string(),
   outcome: z.string(),
-  httpStatus: z.number().optional(),
-  latencyMs: z.number().optional(),
-  error: z.string().optional(),
-  correlationId: z.string().optional(),
+  httpStatus: z.optional(z.number()),
+  latencyMs: z.optional(z.number()),
+  error: z.optional(z.string()),
+  correlationId: z.optional(z.string()),
   /** dry-run: the exact request that would have been sent */
-  request: z.object({ method: z.string(), url: z.string(), body: z.unknown().optional() }).optional(),
+  request: z.optional(z.object({ method: z.string(), url: z.string(), body: z.optional(z.unknown()) })),
 });
 export type Attempt = z.infer<typeof attemptSchema>;
 
 /** An order parked on one side, as the needs-attention index lists it. */
 export const attentionSchema = z.object({
   orderId: z.number(),
-  orderCode: z.string().optional(),
+  orderCode: z.optional(z.string()),
   target: z.enum(SYNC_TARGETS),
-  error: z.string().optional(),
+  error: z.optional(z.string()),
   since: z.string(),
 });
 export type Attention = z.infer<typeof attentionSchema>;

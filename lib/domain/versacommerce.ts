@@ -1,4 +1,4 @@
-import * as z from 'zod';
+import * as z from './schema.ts';
 
 /**
  * VersaCommerce order shapes (seed 002). Real payloads are loose: ids arrive as numbers
@@ -6,24 +6,23 @@ import * as z from 'zod';
  * unknown keys so a snapshot round-trips through the queue unchanged.
  */
 const numericId = z.union([
-  z.number().int().nonnegative(),
-  z.string().trim().regex(/^\d+$/, 'must be a numeric id').transform(Number),
+  z.number().check(z.int(), z.nonnegative()),
+  z.pipe(z.string().check(z.trim(), z.regex(/^\d+$/, 'must be a numeric id')), z.transform(Number)),
 ]);
 
-const optionalText = z
-  .union([z.string(), z.number()])
-  .nullish()
-  .transform((v) => (v === null || v === undefined ? undefined : String(v)));
+const optionalText = z.pipe(
+  z.nullish(z.union([z.string(), z.number()])),
+  z.transform((v: string | number | null | undefined) => (v === null || v === undefined ? undefined : String(v))),
+);
 
 export const moneySchema = z.union([
-  z.number().finite(),
-  z
-    .string()
-    .trim()
-    .regex(/^-?\d+(\.\d+)?$/, 'must be a decimal amount like "15.94"')
-    .transform(Number)
+  // (z.number() rejects Infinity and NaN by itself)
+  z.number(),
+  z.pipe(
+    z.pipe(z.string().check(z.trim(), z.regex(/^-?\d+(\.\d+)?$/, 'must be a decimal amount like "15.94"')), z.transform(Number)),
     // 400 digits parse as Infinity: no amount any upstream could take.
-    .pipe(z.number().finite('must be a finite amount')),
+    z.number(),
+  ),
 ]);
 
 export const versaCommerceAddressSchema = z.looseObject({
@@ -42,12 +41,12 @@ export const versaCommerceAddressSchema = z.looseObject({
 });
 
 export const versaCommerceItemSchema = z.looseObject({
-  id: numericId.optional(),
+  id: z.optional(numericId),
   code: optionalText,
   product_id: optionalText,
   title: optionalText,
   subtitle: optionalText,
-  quantity: z.union([z.number(), z.string()]).nullish(),
+  quantity: z.nullish(z.union([z.number(), z.string()])),
 });
 
 export const versaCommerceShipmentSchema = z.looseObject({
@@ -64,14 +63,14 @@ export const ORDER_STATUSES = ['open', 'in_progress', 'canceled', 'closed', 'ret
 
 export const versaCommerceOrderSchema = z.looseObject({
   id: numericId,
-  code: z.string().trim().min(1, 'order code must not be empty'),
-  status: z.string().trim().min(1).optional().default('open'),
-  payment_type: z.string().trim().nullish(),
-  payment_status: z.string().nullish(),
+  code: z.string().check(z.trim(), z.minLength(1, 'order code must not be empty')),
+  status: z._default(z.optional(z.string().check(z.trim(), z.minLength(1))), 'open'),
+  payment_type: z.nullish(z.string().check(z.trim())),
+  payment_status: z.nullish(z.string()),
   total: moneySchema,
-  currency: z.string().trim().min(1),
-  created_at: z.string().trim().min(1),
-  updated_at: z.string().nullish(),
+  currency: z.string().check(z.trim(), z.minLength(1)),
+  created_at: z.string().check(z.trim(), z.minLength(1)),
+  updated_at: z.nullish(z.string()),
   checkout_locale: optionalText,
   customer_email: optionalText,
   customer_id: optionalText,
@@ -80,11 +79,11 @@ export const versaCommerceOrderSchema = z.looseObject({
   /** Marketplace the order came from (e.g. amazon) and its order number there (seed 002 create parameters). */
   origin_name: optionalText,
   origin_id: optionalText,
-  customer: versaCommerceCustomerSchema.nullish(),
-  billing_address: versaCommerceAddressSchema.nullish(),
-  shipping_address: versaCommerceAddressSchema.nullish(),
-  items: z.array(versaCommerceItemSchema).nullish(),
-  shipments: z.array(versaCommerceShipmentSchema).nullish(),
+  customer: z.nullish(versaCommerceCustomerSchema),
+  billing_address: z.nullish(versaCommerceAddressSchema),
+  shipping_address: z.nullish(versaCommerceAddressSchema),
+  items: z.nullish(z.array(versaCommerceItemSchema)),
+  shipments: z.nullish(z.array(versaCommerceShipmentSchema)),
 });
 
 export type VersaCommerceOrder = z.infer<typeof versaCommerceOrderSchema>;
@@ -93,22 +92,23 @@ export type VersaCommerceAddress = z.infer<typeof versaCommerceAddressSchema>;
 /** `{"order": {...}}` — the order webhook and GET /api/orders/{id}.json body. */
 export const orderEnvelopeSchema = z.object({ order: versaCommerceOrderSchema });
 
-/** The list endpoint answers an array of `{"order": …}`. */
-export const orderListSchema = z.array(orderEnvelopeSchema);
+/**
+ * The list endpoint answers an array of `{"order": …}`. `element` is the entry schema, as on
+ * a classic zod array (the client parses entry by entry); zod/mini arrays have no such property.
+ */
+export const orderListSchema = Object.assign(z.array(orderEnvelopeSchema), { element: orderEnvelopeSchema });
 
 /** VersaCommerce notification: `subject` names the order id; `body` is not trusted. */
 export const notificationSubjectPattern = /^\s*(create|update|cancel|delete|destroy)\s+order\s*:\s*(\d+)\s*$/i;
 
 export const notificationEnvelopeSchema = z.looseObject({
-  from: z.string().optional(),
-  to: z.string().optional(),
-  subject: z
-    .string()
-    .regex(notificationSubjectPattern, 'subject must look like "create order: 37578"'),
-  shop_id: z.union([z.string(), z.number()]).optional(),
-  subscription_id: z.union([z.string(), z.number()]).optional(),
-  domain: z.string().optional(),
-  body: z.unknown().optional(),
+  from: z.optional(z.string()),
+  to: z.optional(z.string()),
+  subject: z.string().check(z.regex(notificationSubjectPattern, 'subject must look like "create order: 37578"')),
+  shop_id: z.optional(z.union([z.string(), z.number()])),
+  subscription_id: z.optional(z.union([z.string(), z.number()])),
+  domain: z.optional(z.string()),
+  body: z.optional(z.unknown()),
 });
 
 export type NotificationEnvelope = z.infer<typeof notificationEnvelopeSchema>;

@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import * as mini from '../domain/schema.ts';
 import { attemptSchema, orderRecordSchema, type Attempt, type OrderRecord } from '../domain/sync-state.ts';
 import { listAttempts } from '../store/attempts.ts';
 import { findOrderIdByCode, getOrderRecord } from '../store/order-record.ts';
@@ -12,10 +13,11 @@ import { EXIT, indent, printJson, println, renderTable, type CliIo } from './io.
 export const historyJsonSchema = z.object({
   orderId: orderRecordSchema.shape.orderId,
   orderCode: orderRecordSchema.shape.orderCode,
-  komfortkasse: orderRecordSchema.shape.komfortkasse.pick({ state: true, payloadHash: true, error: true }),
-  klar: orderRecordSchema.shape.klar.pick({ state: true, transactionCosts: true, error: true }),
+  // (zod/mini schemas, bundled into the functions: picked with zod/mini's `pick`)
+  komfortkasse: mini.pick(orderRecordSchema.shape.komfortkasse, { state: true, payloadHash: true, error: true }),
+  klar: mini.pick(orderRecordSchema.shape.klar, { state: true, transactionCosts: true, error: true }),
   attempts: z.array(
-    attemptSchema.pick({ at: true, target: true, action: true, outcome: true, httpStatus: true, latencyMs: true, error: true, request: true }),
+    mini.pick(attemptSchema, { at: true, target: true, action: true, outcome: true, httpStatus: true, latencyMs: true, error: true, request: true }),
   ),
 });
 export type HistoryJson = z.infer<typeof historyJsonSchema>;

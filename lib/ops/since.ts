@@ -1,4 +1,4 @@
-import * as z from 'zod';
+import * as z from '../domain/schema.ts';
 
 const SINCE_PATTERN = /^(\d{4}-\d{2}-\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2}))?$/i;
 

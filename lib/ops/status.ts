@@ -58,13 +58,13 @@ export const statusJsonSchema = z.object({
     error: z.string().optional(),
   }),
   klar: z.object({
-    lastReading: klarReadingSchema.nullable(),
+    lastReading: z.nullable(klarReadingSchema),
     /** a failure newer than the last success (the KlarImportFailure alarm); null without a reading */
     failing: z.boolean().nullable(),
     error: z.string().optional(),
   }),
   reconcile: z.object({
-    lastRun: reconcileRunSchema.nullable(),
+    lastRun: z.nullable(reconcileRunSchema),
     /** the newest run that enqueued for real and did not fail */
     lastCompletedAt: z.string().nullable(),
     error: z.string().optional(),

@@ -1,5 +1,5 @@
-import * as z from 'zod';
-import { timeline } from './table.ts';
+import * as z from '../domain/schema.ts';
+import { addToTimeline, newestInTimeline } from './table.ts';
 
 /** One reconciliation run (scheduled, console or CLI), for `orderbridge status`. */
 const PARTITION = 'RECONCILE#RUN';
@@ -16,15 +16,15 @@ export const reconcileRunSchema = z.object({
   /** how it was started: the schedule, the console or the CLI */
   trigger: z.string(),
   /** set when the run stopped with an error */
-  error: z.string().optional(),
+  error: z.optional(z.string()),
 });
 export type ReconcileRun = z.infer<typeof reconcileRunSchema>;
 
 export async function recordReconcileRun(run: ReconcileRun, now = new Date()): Promise<void> {
-  await timeline.add(PARTITION, PREFIX, run.at, reconcileRunSchema.parse(run), now);
+  await addToTimeline(PARTITION, PREFIX, run.at, reconcileRunSchema.parse(run), now);
 }
 
 /** The newest runs first: `status` looks past a failed or dry run for the last one that did the work. */
 export async function listReconcileRuns(limit = 25): Promise<ReconcileRun[]> {
-  return (await timeline.newest(PARTITION, PREFIX, limit)).map((item) => reconcileRunSchema.parse(item));
+  return (await newestInTimeline(PARTITION, PREFIX, limit)).map((item) => reconcileRunSchema.parse(item));
 }

@@ -64,30 +64,31 @@ export async function untilProcessed<T>(first: T[], send: (pending: T[]) => Prom
   if (pending?.length) throw new ConcurrentUpdateError(`DynamoDB left ${what} unprocessed after retries`);
 }
 
-/**
- * A time series under one partition (Klar readings, reconcile runs): items keyed
- * `<prefix><iso time>`, written once each, read newest first.
+/*
+ * Time series under one partition (Klar readings, reconcile runs): items keyed
+ * `<prefix><iso time>`, written once each, read newest first. Two functions, not one
+ * object, so a function that only writes does not bundle (and need not be granted) Query.
  */
-export const timeline = {
-  async add(partition: string, prefix: string, at: string, item: Item, now = new Date()): Promise<void> {
-    await documentClient().send(
-      new PutCommand({
-        TableName: tableName(),
-        Item: { pk: partition, sk: `${prefix}${at}`, ...item, expiresAt: expiresAt(now) },
-        ConditionExpression: 'attribute_not_exists(pk)',
-      }),
-    );
-  },
-  async newest(partition: string, prefix: string, limit: number): Promise<Item[]> {
-    const result = await documentClient().send(
-      new QueryCommand({
-        TableName: tableName(),
-        KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
-        ExpressionAttributeValues: { ':pk': partition, ':prefix': prefix },
-        ScanIndexForward: false,
-        Limit: limit,
-      }),
-    );
-    return result.Items ?? [];
-  },
-};
+
+export async function addToTimeline(partition: string, prefix: string, at: string, item: Item, now = new Date()): Promise<void> {
+  await documentClient().send(
+    new PutCommand({
+      TableName: tableName(),
+      Item: { pk: partition, sk: `${prefix}${at}`, ...item, expiresAt: expiresAt(now) },
+      ConditionExpression: 'attribute_not_exists(pk)',
+    }),
+  );
+}
+
+export async function newestInTimeline(partition: string, prefix: string, limit: number): Promise<Item[]> {
+  const result = await documentClient().send(
+    new QueryCommand({
+      TableName: tableName(),
+      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
+      ExpressionAttributeValues: { ':pk': partition, ':prefix': prefix },
+      ScanIndexForward: false,
+      Limit: limit,
+    }),
+  );
+  return result.Items ?? [];
+}

@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import type { ZodError } from 'zod';
+import type { $ZodError } from 'zod/v4/core';
 import {
   notificationEnvelopeSchema,
   orderEnvelopeSchema,
@@ -64,7 +64,7 @@ export interface FieldIssue {
   message: string;
 }
 
-function issuesOf(error: ZodError, pathOf: (path: string[]) => string = (path) => path.join('.')): FieldIssue[] {
+function issuesOf(error: $ZodError, pathOf: (path: string[]) => string = (path) => path.join('.')): FieldIssue[] {
   return error.issues.slice(0, 20).map((issue) => ({
     path: pathOf(issue.path.map(String)) || '(body)',
     message: issue.message,
