@@ -247,7 +247,6 @@ async function remove(run: Run, reason: string | undefined, sourceUpdatedAt: str
     outcome: result.body.alreadyGone ? 'already-gone' : 'success',
     httpStatus: result.status,
     latencyMs: result.latencyMs,
-    ...(reason ? { error: reason } : {}),
   });
   await settle(run, { state: 'removed', sourceUpdatedAt, error: reason }, [removed]);
   return done(run, 'removed', 'removed from Komfortkasse', { httpStatus: result.status, alreadyGone: result.body.alreadyGone, reason });
