@@ -166,7 +166,8 @@ export async function markKlarUnconfirmed(orderId: number): Promise<void> {
         TableName: tableName(),
         Key: orderKeys.state(orderId),
         UpdateExpression: 'SET klarState = :pending, klarVersion = if_not_exists(klarVersion, :zero) + :one',
-        ConditionExpression: 'attribute_not_exists(klarState) OR klarState <> :parked',
+        // Only an existing order record (a lost race implies one); a parked order stays as it is.
+        ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(klarState) OR attribute_exists(pk) AND klarState <> :parked',
         ExpressionAttributeValues: { ':pending': 'pending', ':parked': 'needs-attention', ':zero': 0, ':one': 1 },
       }),
     );

@@ -911,10 +911,13 @@ describe('settleKlar', () => {
     expect(input).toMatchObject({
       Key: { pk: 'ORDER#7', sk: 'STATE' },
       UpdateExpression: 'SET klarState = :pending, klarVersion = if_not_exists(klarVersion, :zero) + :one',
-      ConditionExpression: 'attribute_not_exists(klarState) OR klarState <> :parked',
+      ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(klarState) OR attribute_exists(pk) AND klarState <> :parked',
     });
     expect(conditionHolds(input.ConditionExpression!, input.ExpressionAttributeValues!, buildStateItem(7, { klarState: 'needs-attention' }))).toBe(false);
     expect(conditionHolds(input.ConditionExpression!, input.ExpressionAttributeValues!, buildStateItem(7, { klarState: 'uploaded' }))).toBe(true);
+    expect(conditionHolds(input.ConditionExpression!, input.ExpressionAttributeValues!, buildStateItem(7, {}))).toBe(true);
+    // never creates a record out of nothing (an item without orderId could not be read back)
+    expect(conditionHolds(input.ConditionExpression!, input.ExpressionAttributeValues!, undefined)).toBe(false);
   });
 });
 
