@@ -5,6 +5,7 @@ import { orderChangedMessageSchema } from '../lib/domain/messages.ts';
 import { lambdaHandler, type Invocation } from '../lib/observability/handler.ts';
 import { logger, orderLogger } from '../lib/observability/logger.ts';
 import { count } from '../lib/observability/metrics.ts';
+import { decodeQueueMessage } from '../lib/queue/encode.ts';
 import { processFifoBatch } from '../lib/queue/fifo-batch.ts';
 import { recordBudgetMs, syncOrder } from '../lib/sync/sync-order.ts';
 
@@ -14,7 +15,7 @@ config(); // validate the environment at cold start, naming any bad variable
 const GROUP_CONCURRENCY = 5;
 
 async function handleRecord(record: SQSRecord, signal: AbortSignal): Promise<unknown> {
-  const parsed = orderChangedMessageSchema.safeParse(safeJson(record.body));
+  const parsed = orderChangedMessageSchema.safeParse(decodeQueueMessage(record.body));
   if (!parsed.success) {
     // Unreadable: fail it so it ends in the DLQ instead of vanishing.
     count('errors');
@@ -29,14 +30,6 @@ async function handleRecord(record: SQSRecord, signal: AbortSignal): Promise<unk
   log.appendKeys({ receiveCount: Number(record.attributes.ApproximateReceiveCount) });
   // Failures are logged and counted by the worker; throwing fails this record and the rest of its group.
   return syncOrder(message, { log, signal });
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
 }
 
 async function syncBatch(event: SQSEvent, context: Context, { signal }: Invocation): Promise<SQSBatchResponse> {

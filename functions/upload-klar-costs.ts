@@ -5,6 +5,7 @@ import { klarCostMessageSchema } from '../lib/domain/messages.ts';
 import { lambdaHandler, type Invocation } from '../lib/observability/handler.ts';
 import { batchLogger, logger } from '../lib/observability/logger.ts';
 import { count } from '../lib/observability/metrics.ts';
+import { decodeQueueMessage } from '../lib/queue/encode.ts';
 import { uploadKlarCosts, type KlarBatchEntry } from '../lib/sync/klar.ts';
 
 config(); // validate the environment at cold start, naming any bad variable
@@ -14,13 +15,7 @@ async function uploadBatch(event: SQSEvent, _context: Context, { signal }: Invoc
   const entries: KlarBatchEntry[] = [];
   const unreadable: string[] = [];
   for (const record of event.Records) {
-    let body: unknown;
-    try {
-      body = JSON.parse(record.body);
-    } catch {
-      body = undefined;
-    }
-    const parsed = klarCostMessageSchema.safeParse(body);
+    const parsed = klarCostMessageSchema.safeParse(decodeQueueMessage(record.body));
     if (parsed.success) entries.push({ recordId: record.messageId, message: parsed.data });
     else unreadable.push(record.messageId); // fails → DLQ, never silently dropped
   }

@@ -13,7 +13,7 @@ import { OrderbridgeError } from '../domain/errors.ts';
 import type { OrderRecord } from '../domain/sync-state.ts';
 import { encodeQueueMessage } from '../queue/encode.ts';
 import { deduplicationId } from '../queue/orders.ts';
-import { sqsClient } from '../queue/sqs.ts';
+import { queueCounts, sqsClient } from '../queue/sqs.ts';
 import { getOrderRecords } from '../store/order-record.ts';
 import { EXIT, println, renderTable, type CliIo } from './io.ts';
 import type { QueueUrls } from './target.ts';
@@ -274,10 +274,8 @@ export function describeDeadLetter(message: Message): DeadLetter {
 
 async function approximateDepth(queueUrl: string): Promise<number | undefined> {
   try {
-    const { Attributes } = await sqsClient().send(
-      new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }),
-    );
-    return Number(Attributes?.ApproximateNumberOfMessages ?? 0) + Number(Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0);
+    const { visible, inFlight } = await queueCounts(queueUrl);
+    return visible + inFlight;
   } catch {
     return undefined;
   }

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { fetchOrder, type FetchedOrder } from '../clients/versacommerce.ts';
 import { OrderbridgeError, UpstreamError, describeError } from '../domain/errors.ts';
 import { SYNC_TARGETS, type SyncTarget } from '../domain/sync-state.ts';
+import { mapWithConcurrency } from '../sync/concurrency.ts';
 import { enqueueOrderChanged } from '../queue/orders.ts';
 import { getOrderRecord } from '../store/order-record.ts';
 import { resolveOrderId } from './history-view.ts';
@@ -118,28 +119,23 @@ export async function replayParkedOrders(options: {
   const result: ReplayParkedResult = { target: options.target, dryRun: options.dryRun ?? false, orders, aborted: false };
   if (result.dryRun) return result;
 
-  let next = 0;
   let done = 0;
   let failed = 0;
-  const worker = async () => {
-    for (;;) {
-      if (options.signal?.aborted) {
-        result.aborted = next < orders.length;
-        return;
-      }
-      const order = orders[next++];
-      if (!order) return;
-      try {
-        order.result = await enqueueReplay(order.entry.orderId, order.entry.orderCode);
-      } catch (error) {
-        // One order's failure (the shop lost it, a refused send) does not stop the others.
-        order.error = error instanceof OrderNotFoundError ? error.message : describeError(error);
-        failed++;
-      }
-      options.onProgress?.({ done: ++done, total: orders.length, failed });
+  await mapWithConcurrency(orders, options.concurrency ?? REPLAY_CONCURRENCY, async (order) => {
+    // Interrupted: what has not started stays parked.
+    if (options.signal?.aborted) {
+      result.aborted = true;
+      return;
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(options.concurrency ?? REPLAY_CONCURRENCY, orders.length) }, worker));
+    try {
+      order.result = await enqueueReplay(order.entry.orderId, order.entry.orderCode);
+    } catch (error) {
+      // One order's failure (the shop lost it, a refused send) does not stop the others.
+      order.error = error instanceof OrderNotFoundError ? error.message : describeError(error);
+      failed++;
+    }
+    options.onProgress?.({ done: ++done, total: orders.length, failed });
+  });
   return result;
 }
 

@@ -1,9 +1,8 @@
 import { CloudWatchClient, GetMetricDataCommand } from '@aws-sdk/client-cloudwatch';
-import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import * as z from 'zod';
 import { config } from '../config/index.ts';
 import { describeError } from '../domain/errors.ts';
-import { sqsClient } from '../queue/sqs.ts';
+import { queueCounts } from '../queue/sqs.ts';
 import { klarReadingSchema, listKlarReadings } from '../store/klar-readings.ts';
 import { listReconcileRuns, reconcileRunSchema, type ReconcileRun } from '../store/reconcile-runs.ts';
 import { EXIT, printJson, println, renderTable, type CliIo } from './io.ts';
@@ -241,13 +240,6 @@ async function resolveQueueUrls(urls: QueueUrls): Promise<Partial<Record<StatusQ
     if (pair.ok) resolved[dlq] = pair.value.dlq;
   }
   return resolved;
-}
-
-async function queueCounts(url: string): Promise<{ visible: number; inFlight: number }> {
-  const { Attributes } = await sqsClient().send(
-    new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }),
-  );
-  return { visible: Number(Attributes?.ApproximateNumberOfMessages ?? 0), inFlight: Number(Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0) };
 }
 
 /**

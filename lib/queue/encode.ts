@@ -10,3 +10,12 @@ const SQS_UNSAFE_CHAR = /[^\x09\x0A\x0D\x20-\uD7FF\uE000-\uFFFD]/g;
 export function encodeQueueMessage(message: unknown): string {
   return JSON.stringify(message).replace(SQS_UNSAFE_CHAR, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
+
+/** A queue message body as JSON, or `undefined` when it is not JSON (the caller's schema then refuses it). */
+export function decodeQueueMessage(body: string): unknown {
+  try {
+    return JSON.parse(body);
+  } catch {
+    return undefined;
+  }
+}

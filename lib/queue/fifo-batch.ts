@@ -1,4 +1,5 @@
 import type { SQSBatchResponse, SQSRecord } from 'aws-lambda';
+import { mapWithConcurrency } from '../sync/concurrency.ts';
 
 export interface FifoBatchOptions {
   /** message groups processed at the same time */
@@ -50,11 +51,7 @@ export async function processFifoBatch(
     }
   };
 
-  const queue = [...groups.values()];
-  const workers = Array.from({ length: Math.max(1, Math.min(options.concurrency, queue.length)) }, async () => {
-    for (let next = queue.shift(); next; next = queue.shift()) await runGroup(next);
-  });
-  await Promise.all(workers);
+  await mapWithConcurrency([...groups.values()], options.concurrency, runGroup);
   // In batch order, as Lambda expects them.
   return { batchItemFailures: records.filter((r) => failed.has(r.messageId)).map((r) => ({ itemIdentifier: r.messageId })) };
 }

@@ -17,16 +17,11 @@ export function deduplicationId(...parts: string[]): string {
   return createHash('sha256').update(parts.join('\u0000')).digest('hex');
 }
 
-/** The orders.fifo body of a message: the caller checked the message (ingest measures this too). */
-export function orderChangedBody(message: OrderChangedMessage): string {
-  return encodeQueueMessage(message);
-}
-
 /**
  * One order's messages stay in order (group = order id); duplicates within 5 min vanish.
  * The message is trusted as typed (parsed at the edge); `body` saves encoding it twice.
  */
-export async function enqueueOrderChanged(message: OrderChangedMessage, body = orderChangedBody(message)): Promise<string | undefined> {
+export async function enqueueOrderChanged(message: OrderChangedMessage, body = encodeQueueMessage(message)): Promise<string | undefined> {
   const result = await sqsClient().send(
     new SendMessageCommand({
       QueueUrl: queueUrl('ORDERS_QUEUE_URL'),

@@ -1,4 +1,4 @@
-import { SQSClient } from '@aws-sdk/client-sqs';
+import { GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 
 /**
  * One SQS client per container. Locally the endpoint comes from AWS_ENDPOINT_URL_SQS
@@ -15,4 +15,12 @@ export function sqsClient(): SQSClient {
 export function resetSqsClient(): void {
   client?.destroy();
   client = undefined;
+}
+
+/** A queue's messages waiting (visible) and received but not yet deleted (in flight). */
+export async function queueCounts(queueUrl: string): Promise<{ visible: number; inFlight: number }> {
+  const { Attributes } = await sqsClient().send(
+    new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }),
+  );
+  return { visible: Number(Attributes?.ApproximateNumberOfMessages ?? 0), inFlight: Number(Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0) };
 }
