@@ -1,7 +1,14 @@
 import type { KyInstance, RetryOptions } from 'ky';
 import { config, forgetSecret, requiredSecret } from '../config/index.ts';
 import { UpstreamError } from '../domain/errors.ts';
-import { komfortkasseOrderResponseSchema, type KomfortkasseOrder, type KomfortkasseOrderResponse } from '../domain/komfortkasse.ts';
+import {
+  komfortkasseOrderListSchema,
+  komfortkasseOrderResponseSchema,
+  komfortkasseOrderViewSchema,
+  type KomfortkasseOrder,
+  type KomfortkasseOrderResponse,
+  type KomfortkasseOrderView,
+} from '../domain/komfortkasse.ts';
 import { createUpstreamClient, isHTTPError, toUpstreamError, type CallOptions } from './http.ts';
 import { memoized } from './registry.ts';
 
@@ -112,6 +119,51 @@ export async function removeOrder(orderNumber: string, options: CallOptions = {}
     if (upstream.status === 404) return { status: 404, latencyMs: elapsed(started), body: { alreadyGone: true } };
     throw withLatency(upstream, started);
   }
+}
+
+/**
+ * `GET /order/{number}`: the order as Komfortkasse holds it, or undefined when it holds none
+ * (404). Read-only; 401/403 throw an UpstreamAuthError like every call here.
+ */
+export async function getKomfortkasseOrder(orderNumber: string, options: CallOptions = {}): Promise<KomfortkasseOrderView | undefined> {
+  const api = await client();
+  let json: unknown;
+  try {
+    json = await api.get(orderPath(orderNumber), { signal: options.signal }).json();
+  } catch (error) {
+    const upstream = toUpstreamError(UPSTREAM, error, keyRefused);
+    if (upstream.status === 404) return undefined;
+    throw upstream;
+  }
+  const parsed = komfortkasseOrderViewSchema.safeParse(json);
+  if (!parsed.success) throw new UpstreamError(UPSTREAM, `GET order ${orderNumber} answered an unreadable order`, 'transient');
+  return parsed.data;
+}
+
+/** Payment statuses Komfortkasse still dunns: what reconcile re-checks against the shop. */
+export const OPEN_PAYMENT_STATUSES = ['UNPAID', 'PAID_PARTIAL'] as const;
+
+/**
+ * `GET /orders?paymentStatus=UNPAID,PAID_PARTIAL&maxAge=<days>`: every open order, at once
+ * (the API does not page; `maxAge` defaults to 120 days there). An entry without a
+ * number is passed over: there is nothing to re-check it by.
+ */
+export async function listOpenKomfortkasseOrders(query: { maxAgeDays?: number } = {}, options: CallOptions = {}): Promise<KomfortkasseOrderView[]> {
+  const api = await client();
+  const searchParams: Record<string, string> = { paymentStatus: OPEN_PAYMENT_STATUSES.join(',') };
+  if (query.maxAgeDays !== undefined) searchParams.maxAge = String(query.maxAgeDays);
+  let json: unknown;
+  try {
+    json = await api.get('orders', { searchParams, signal: options.signal }).json();
+  } catch (error) {
+    throw toUpstreamError(UPSTREAM, error, keyRefused);
+  }
+  const list = komfortkasseOrderListSchema.safeParse(json);
+  if (!list.success) throw new UpstreamError(UPSTREAM, 'GET orders did not answer a list', 'transient');
+  return list.data.flatMap((entry) => {
+    const order = komfortkasseOrderViewSchema.safeParse(entry);
+    return order.success ? [order.data] : [];
+  });
 }
 
 async function readJson(response: Response): Promise<unknown> {

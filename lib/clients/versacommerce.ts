@@ -1,7 +1,7 @@
 import type { KyInstance } from 'ky';
 import { config, forgetSecret, requiredSecret } from '../config/index.ts';
 import { ConfigError, OrderVanishedError, UpstreamError } from '../domain/errors.ts';
-import { orderEnvelopeSchema, orderListSchema, type VersaCommerceOrder } from '../domain/versacommerce.ts';
+import { orderCountSchema, orderEnvelopeSchema, orderListSchema, type VersaCommerceOrder } from '../domain/versacommerce.ts';
 import { createUpstreamClient, toUpstreamError, type CallOptions } from './http.ts';
 import { memoized } from './registry.ts';
 
@@ -57,6 +57,23 @@ export async function fetchOrder(orderId: number, options: CallOptions = {}): Pr
     throw new UpstreamError(UPSTREAM, `order ${orderId} from the shop does not match the schema: ${parsed.error.issues[0]?.message}`, 'permanent');
   }
   return { order: parsed.data.order, raw: (json as { order: Record<string, unknown> }).order };
+}
+
+/**
+ * GET /api/orders/count.json: proves the shop API answers with these credentials (a 404 for
+ * one order then means that order is gone, not that the URL or a proxy is wrong).
+ */
+export async function countOrders(options: CallOptions = {}): Promise<number> {
+  const api = await client();
+  let json: unknown;
+  try {
+    json = await api.get('orders/count.json', { signal: options.signal }).json();
+  } catch (error) {
+    throw toUpstreamError(UPSTREAM, error, credentialsRefused);
+  }
+  const parsed = orderCountSchema.safeParse(json);
+  if (!parsed.success) throw new UpstreamError(UPSTREAM, 'orders/count.json did not answer a count', 'transient');
+  return parsed.data.count;
 }
 
 export interface ListOrdersQuery {

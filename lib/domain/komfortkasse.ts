@@ -121,6 +121,19 @@ export const komfortkasseOrderResponseSchema = z.looseObject({
 });
 export type KomfortkasseOrderResponse = z.infer<typeof komfortkasseOrderResponseSchema>;
 
+/**
+ * An order as `GET /order/{n}` and `GET /orders` answer it: the submit answer's shape. The
+ * reads need only the number and the read-only state, so everything else is passed over.
+ */
+export const komfortkasseOrderViewSchema = komfortkasseOrderResponseSchema;
+export type KomfortkasseOrderView = KomfortkasseOrderResponse;
+
+/** `GET /orders` answers a list; tolerate a `{"orders":[…]}` wrapper too. */
+export const komfortkasseOrderListSchema = z.union([
+  z.array(z.unknown()),
+  z.pipe(z.looseObject({ orders: z.array(z.unknown()) }), z.transform((body: { orders: unknown[] }) => body.orders)),
+]);
+
 /** Error body, e.g. `{"error":"Invalid request"}` or `{"error":"Order not found"}`. */
 export const komfortkasseErrorSchema = z.looseObject({
   error: z.string(),

@@ -120,3 +120,6 @@ export function orderIdFromSubject(subject: string): number | undefined {
 
 // Timestamps: lib/domain/shop-dates.ts (no schemas, so the Klar worker can use them cheaply).
 export { compareVersaCommerceDates, parseVersaCommerceDate } from './shop-dates.ts';
+
+/** `GET /api/orders/count.json` answers `{"count": 117}` (seed 002). */
+export const orderCountSchema = z.object({ count: z.number().check(z.int(), z.nonnegative()) });

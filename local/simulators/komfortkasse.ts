@@ -11,7 +11,8 @@ import {
 } from './server.ts';
 
 /**
- * Komfortkasse API v2 simulator (seeds 000 and 001): submit/update and remove orders.
+ * Komfortkasse API v2 simulator (seeds 000 and 001): submit/update and remove orders, plus
+ * the read-only `GET /order/{n}` and `GET /orders?paymentStatus=…&maxAge=…` of the full API v2.
  *
  * Validation is deliberately strict — stricter than the docs spell out — so that anything
  * our client sends which the real service might reject (nulls, unknown or read-only
@@ -46,6 +47,20 @@ export interface StoredKomfortkasseOrder {
 export interface KomfortkasseSimulator extends Simulator {
   apiKey: string;
   orders: Map<string, StoredKomfortkasseOrder>;
+  /**
+   * Plants an order as an earlier integration (another shop plugin) would have left it:
+   * it exists before Orderbridge ever submits it. `createdAt` drives `GET /orders?maxAge`.
+   */
+  seedOrder(order: SeededKomfortkasseOrder): StoredKomfortkasseOrder;
+}
+
+export interface SeededKomfortkasseOrder {
+  number: string;
+  /** the body it was created with; must pass the same validation as a submit */
+  body: Record<string, unknown>;
+  paymentStatus?: StoredKomfortkasseOrder['paymentStatus'];
+  referenceNumber?: string;
+  createdAt?: Date | string;
 }
 
 // ---------------------------------------------------------------------------
@@ -182,10 +197,17 @@ const notFound = (): SimResponse => json(404, { error: 'Not found' });
 
 // ---------------------------------------------------------------------------
 
-type Route = { kind: 'submit' | 'remove'; orderNumber: string };
+type Route = { kind: 'submit' | 'remove'; orderNumber: string } | { kind: 'list' };
+
+/** `GET /orders` filters: a comma-separated status list and an age in days (default 120). */
+const listQuerySchema = z.object({
+  paymentStatus: z.string().regex(/^[A-Z_]+(,[A-Z_]+)*$/, 'must be a comma-separated list like UNPAID,PAID_PARTIAL').optional(),
+  maxAge: z.string().regex(/^\d+$/, 'must be a whole number of days').optional(),
+});
 
 /** Maps a path to a route; undefined means 404. The base path is /api/v2 as in production. */
 function matchRoute(path: string): Route | undefined {
+  if (path === '/api/v2/orders') return { kind: 'list' };
   const match = /^\/api\/v2\/order\/(?:(remove)\/)?([^/]+)$/.exec(path);
   if (!match?.[2]) return undefined;
   let orderNumber: string;
@@ -294,15 +316,59 @@ export async function startKomfortkasseSimulator(
     return json(200, present(order, req));
   };
 
+  /** `GET /order/{n}`: the order with its read-only fields, or 404. Changes nothing. */
+  const read = (req: SimRequest, orderNumber: string): SimResponse => {
+    const order = orders.get(orderNumber);
+    return order ? json(200, present(order, req)) : json(404, { error: 'Order not found' });
+  };
+
+  /** `GET /orders?paymentStatus=…&maxAge=…`: every match at once (the API does not page). */
+  const list = (req: SimRequest): SimResponse => {
+    const query = listQuerySchema.safeParse(req.query);
+    if (!query.success) return invalid(describeIssues(query.error.issues));
+    const statuses = query.data.paymentStatus?.split(',');
+    const maxAgeDays = query.data.maxAge === undefined ? 120 : Number(query.data.maxAge);
+    const oldest = Date.now() - maxAgeDays * 86_400_000;
+    const matches = [...orders.values()].filter(
+      (order) => (!statuses || statuses.includes(order.paymentStatus)) && Date.parse(order.createdAt) >= oldest,
+    );
+    return json(200, matches.map((order) => present(order, req)));
+  };
+
   const handle = (req: SimRequest): SimResponse => {
     const route = matchRoute(req.path);
     if (!route) return notFound();
-    if (req.method !== 'POST') return json(405, { error: 'Method not allowed' }, { allow: 'POST' });
+    const allowed = route.kind === 'list' ? ['GET'] : route.kind === 'remove' ? ['POST'] : ['GET', 'POST'];
+    if (!allowed.includes(req.method)) return json(405, { error: 'Method not allowed' }, { allow: allowed.join(', ') });
     const authError = checkApiKey(req);
     if (authError) return authError;
+    if (route.kind === 'list') return list(req);
     const query = includeQuerySchema.safeParse(req.query, { error: errorMap });
     if (!query.success) return invalid(describeIssues(query.error.issues));
-    return route.kind === 'submit' ? submit(req, route.orderNumber) : remove(req, route.orderNumber);
+    if (route.kind === 'remove') return remove(req, route.orderNumber);
+    return req.method === 'GET' ? read(req, route.orderNumber) : submit(req, route.orderNumber);
+  };
+
+  const seedOrder = (seed: SeededKomfortkasseOrder): StoredKomfortkasseOrder => {
+    const body = komfortkasseOrderRequestSchema.parse(seed.body);
+    const createdAt = seed.createdAt === undefined ? new Date().toISOString() : new Date(seed.createdAt).toISOString();
+    referenceSequence += 1;
+    const order: StoredKomfortkasseOrder = {
+      number: seed.number,
+      referenceNumber: seed.referenceNumber ?? `K${String(100000 + referenceSequence)}`,
+      paymentStatus: seed.paymentStatus ?? 'UNPAID',
+      body,
+      // Orderbridge never sent these: the counts start at zero.
+      submitCount: 0,
+      removeCount: 0,
+      removed: seed.paymentStatus === 'DISAPPEARED',
+      remindersStopped: body.stopReminder ?? false,
+      ...(body.initialDunningLevel !== undefined ? { initialDunningLevel: body.initialDunningLevel } : {}),
+      createdAt,
+      updatedAt: createdAt,
+    };
+    orders.set(seed.number, order);
+    return order;
   };
 
   const simulator = await startSimulatorServer({
@@ -318,5 +384,5 @@ export async function startKomfortkasseSimulator(
     },
   });
 
-  return { ...simulator, apiKey, orders };
+  return { ...simulator, apiKey, orders, seedOrder };
 }

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { provesNotApplied, removeOrder, submitOrder } from '../../lib/clients/komfortkasse.ts';
+import { getKomfortkasseOrder, listOpenKomfortkasseOrders, provesNotApplied, removeOrder, submitOrder } from '../../lib/clients/komfortkasse.ts';
 import { resetClients } from '../../lib/clients/registry.ts';
-import { fetchOrder } from '../../lib/clients/versacommerce.ts';
+import { countOrders, fetchOrder } from '../../lib/clients/versacommerce.ts';
 import { forgetSecrets, reloadConfig } from '../../lib/config/index.ts';
 import { OrderVanishedError, UpstreamAuthError, UpstreamError, isPermanent } from '../../lib/domain/errors.ts';
 import type { KomfortkasseOrder } from '../../lib/domain/komfortkasse.ts';
@@ -353,5 +353,67 @@ describe('VersaCommerce client (orders the message did not carry)', () => {
     // assess
     expect(order.id).toBe(100);
     expect(shop.requests.map((r) => r.status)).toEqual([503, 200]);
+  });
+});
+
+describe('read-only calls', () => {
+  it('reads one Komfortkasse order, and answers undefined for an order it does not hold', async () => {
+    // prepare
+    await submitOrder('R-1', update());
+
+    // act
+    const found = await getKomfortkasseOrder('R-1');
+    const missing = await getKomfortkasseOrder('R-404');
+
+    // assess
+    expect(found).toMatchObject({ number: 'R-1', paymentStatus: 'UNPAID', referenceNumber: expect.any(String) });
+    expect(missing).toBeUndefined();
+    expect(komfortkasse.requests.slice(1).map((r) => [r.method, r.path, r.status])).toEqual([
+      ['GET', '/api/v2/order/R-1', 200],
+      ['GET', '/api/v2/order/R-404', 404],
+    ]);
+  });
+
+  it('says a rejected key is a credentials failure when reading an order', async () => {
+    // prepare
+    configure({ KOMFORTKASSE_API_KEY: 'wrong' });
+
+    // act
+    const error = await failureOf(getKomfortkasseOrder('R-1'));
+
+    // assess
+    expect(error).toBeInstanceOf(UpstreamAuthError);
+    expect(error).toMatchObject({ upstream: 'Komfortkasse', status: 401 });
+  });
+
+  it('lists the open Komfortkasse orders with their numbers, asking for UNPAID and PAID_PARTIAL', async () => {
+    // prepare
+    komfortkasse.seedOrder({ number: 'old', body: update(), createdAt: new Date(Date.now() - 40 * 86_400_000) });
+    komfortkasse.seedOrder({ number: 'paid', body: update(), paymentStatus: 'PAID' });
+    await submitOrder('new', update());
+
+    // act
+    const open = await listOpenKomfortkasseOrders({ maxAgeDays: 60 });
+    const recent = await listOpenKomfortkasseOrders({ maxAgeDays: 7 });
+
+    // assess
+    expect(open.map((o) => o.number).sort()).toEqual(['new', 'old']);
+    expect(recent.map((o) => o.number)).toEqual(['new']);
+    expect(komfortkasse.requests.at(-2)?.query).toEqual({ paymentStatus: 'UNPAID,PAID_PARTIAL', maxAge: '60' });
+  });
+
+  it('counts the shop orders, and a refused password is a credentials failure', async () => {
+    // prepare
+    shop.addOrder(seedOrder());
+
+    // act
+    const count = await countOrders();
+    configure({ VERSACOMMERCE_API_PASSWORD: 'wrong' });
+    const error = await failureOf(countOrders());
+
+    // assess
+    expect(count).toBe(1);
+    expect(error).toBeInstanceOf(UpstreamAuthError);
+    expect(error).toMatchObject({ upstream: 'VersaCommerce', status: 401 });
   });
 });

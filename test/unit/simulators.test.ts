@@ -383,11 +383,67 @@ describe('Komfortkasse simulator', () => {
   it('answers unknown paths with 404 and wrong methods with 405', async () => {
     // act
     const unknown = await call(`${sim.url}/orders/1`, { method: 'POST', headers: auth });
-    const wrongMethod = await call(`${sim.url}/order/1`, { headers: auth });
+    const wrongMethod = await call(`${sim.url}/order/remove/1`, { headers: auth });
 
     // assess
     expect(unknown).toMatchObject({ status: 404, body: { error: 'Not found' } });
     expect(wrongMethod).toMatchObject({ status: 405, body: { error: 'Method not allowed' } });
+  });
+
+  it('reads one order with GET /order/{n}: 200 with its read-only fields, 404 when unknown, 401 without a key', async () => {
+    // prepare
+    await submit('77', seedKomfortkasseOrder());
+
+    // act
+    const found = await call(`${sim.url}/order/77`, { headers: auth });
+    const missing = await call(`${sim.url}/order/does-not-exist`, { headers: auth });
+    const unauthenticated = await call(`${sim.url}/order/77`);
+
+    // assess
+    expect(found.status).toBe(200);
+    expect(found.body).toMatchObject({ number: '77', paymentStatus: 'UNPAID', referenceNumber: expect.stringMatching(/^K\d+$/) });
+    expect(missing).toMatchObject({ status: 404, body: { error: 'Order not found' } });
+    expect(unauthenticated.status).toBe(401);
+    expect(sim.orders.get('77')?.submitCount).toBe(1);
+  });
+
+  it('lists orders with GET /orders by payment status and maxAge (default 120 days), unpaged', async () => {
+    // prepare
+    await submit('new-open', seedKomfortkasseOrder());
+    await submit('gone', seedKomfortkasseOrder());
+    await call(`${sim.url}/order/remove/gone`, { method: 'POST', headers: auth });
+    sim.seedOrder({ number: 'old-open', body: seedKomfortkasseOrder(), createdAt: new Date(Date.now() - 30 * 86_400_000) });
+    sim.seedOrder({ number: 'ancient', body: seedKomfortkasseOrder(), createdAt: new Date(Date.now() - 200 * 86_400_000) });
+    sim.seedOrder({ number: 'partial', body: seedKomfortkasseOrder(), paymentStatus: 'PAID_PARTIAL' });
+
+    // act
+    const open = await call(`${sim.url}/orders?paymentStatus=UNPAID,PAID_PARTIAL`, { headers: auth });
+    const recent = await call(`${sim.url}/orders?paymentStatus=UNPAID&maxAge=7`, { headers: auth });
+    const all = await call(`${sim.url}/orders?maxAge=365`, { headers: auth });
+    const bad = await call(`${sim.url}/orders?maxAge=soon`, { headers: auth });
+
+    // assess
+    expect(open.body.map((o: { number: string }) => o.number).sort()).toEqual(['new-open', 'old-open', 'partial']);
+    expect(recent.body.map((o: { number: string }) => o.number)).toEqual(['new-open']);
+    expect(all.body).toHaveLength(5);
+    expect(bad.status).toBe(400);
+  });
+
+  it('seeds orders from an earlier integration that refuse a later initialDunningLevel', async () => {
+    // prepare
+    const seeded = sim.seedOrder({ number: 'legacy-1', body: seedKomfortkasseOrder() });
+    const countAtSeeding = seeded.submitCount;
+
+    // act
+    const withLevel = await submit('legacy-1', seedKomfortkasseOrder({ initialDunningLevel: 1 }));
+    const withoutLevel = await submit('legacy-1', seedKomfortkasseOrder());
+
+    // assess
+    expect(countAtSeeding).toBe(0);
+    expect(withLevel.status).toBe(400);
+    expect(withoutLevel.status).toBe(200);
+    expect(withoutLevel.body.referenceNumber).toBe(seeded.referenceNumber);
+    expect(sim.orders.get('legacy-1')?.submitCount).toBe(1);
   });
 
   it('dumps the reminder flag via GET /__sim/state', async () => {
