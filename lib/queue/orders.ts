@@ -19,6 +19,8 @@ export function deduplicationId(...parts: string[]): string {
 
 /**
  * One order's messages stay in order (group = order id); duplicates within 5 min vanish.
+ * A duplicate is the same delivery of the same order: a sender that reuses its delivery
+ * ids across orders must not lose the second order's message.
  * The message is trusted as typed (parsed at the edge); `body` saves encoding it twice.
  */
 export async function enqueueOrderChanged(message: OrderChangedMessage, body = encodeQueueMessage(message)): Promise<string | undefined> {
@@ -27,7 +29,7 @@ export async function enqueueOrderChanged(message: OrderChangedMessage, body = e
       QueueUrl: queueUrl('ORDERS_QUEUE_URL'),
       MessageBody: body,
       MessageGroupId: String(message.orderId),
-      MessageDeduplicationId: deduplicationId('order', message.deliveryId),
+      MessageDeduplicationId: deduplicationId('order', String(message.orderId), message.deliveryId),
       MessageAttributes: attributes(message.correlationId, message.orderCode, message.source),
     }),
   );

@@ -493,6 +493,21 @@ describe('handler (functions/ingest.ts) with API Gateway v2 events', () => {
     expect(second?.MessageDeduplicationId).toBe(first?.MessageDeduplicationId);
   });
 
+  it('a sender reusing one delivery id for two orders loses neither: the deduplication id includes the order id', async () => {
+    // prepare: the same X-Orderbridge-Delivery on a notification for each of two orders, and on a repeat of the first
+    const delivery = { 'X-Orderbridge-Delivery': 'reused-1' };
+    const notification = (orderId: number) => buildApiGatewayV2Event(buildNotificationEnvelope({ subject: `update order: ${orderId}` }), { auth: { kind: 'token-header' }, headers: delivery });
+    // act
+    await invoke(notification(37578));
+    await invoke(notification(37579));
+    await invoke(notification(37578));
+    // assess: two orders, two ids; the repeat of the first keeps its id (a real duplicate)
+    const ids = sentTo(env.ORDERS_QUEUE_URL).map((input) => input.MessageDeduplicationId);
+    expect(ids).toHaveLength(3);
+    expect(ids[1]).not.toBe(ids[0]);
+    expect(ids[2]).toBe(ids[0]);
+  });
+
   it.each<[string, EventOptions]>([
     ['a valid signature', {}],
     ['a signature with the rotated second secret', { auth: { kind: 'signature', secret: PREVIOUS_SECRET } }],
