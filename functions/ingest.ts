@@ -4,7 +4,7 @@ import { ConfigError, describeError } from '../lib/domain/errors.ts';
 import { lambdaHandler } from '../lib/observability/handler.ts';
 import { logger } from '../lib/observability/logger.ts';
 import { countWebhookOutcome } from '../lib/observability/metrics.ts';
-import { enqueueOrderChanged } from '../lib/queue/orders.ts';
+import { enqueueOrderChanged, enqueueProbe } from '../lib/queue/orders.ts';
 import { acceptWebhook, correlationIdOf, type WebhookReply, type WebhookRequest } from '../lib/webhook/accept.ts';
 
 config(); // validate the environment at cold start, naming any bad variable
@@ -27,7 +27,7 @@ async function ingest(event: APIGatewayProxyEventV2, context?: Context): Promise
     const secrets = webhookSecretsFrom(await secret('WEBHOOK_SECRETS'));
     // Fail loudly (5xx, so the shop retries) instead of answering every delivery 401.
     if (secrets.length === 0) throw new ConfigError('WEBHOOK_SECRETS is not set (nor WEBHOOK_SECRETS_PARAMETER)', ['WEBHOOK_SECRETS']);
-    const reply = await acceptWebhook(request, { secrets, enqueueOrderChanged });
+    const reply = await acceptWebhook(request, { secrets, enqueueOrderChanged, enqueueProbe });
     countWebhookOutcome(reply.outcome);
     logReply(reply, started);
     return {
@@ -54,6 +54,7 @@ function logReply(reply: WebhookReply, started: number): void {
     status: reply.statusCode,
     orderId: reply.orderId,
     orderCode: reply.orderCode,
+    probeId: reply.probeId,
     correlationId: reply.correlationId,
     latencyMs: latency(started),
     ...(reply.cause === undefined ? {} : { error: describeError(reply.cause) }),

@@ -7,6 +7,7 @@ import { logger, orderLogger } from '../lib/observability/logger.ts';
 import { count } from '../lib/observability/metrics.ts';
 import { decodeQueueMessage } from '../lib/queue/encode.ts';
 import { processFifoBatch } from '../lib/queue/fifo-batch.ts';
+import { asProbe, syncProbe } from '../lib/sync/probe.ts';
 import { recordBudgetMs, syncOrder } from '../lib/sync/sync-order.ts';
 
 config(); // validate the environment at cold start, naming any bad variable
@@ -15,7 +16,11 @@ config(); // validate the environment at cold start, naming any bad variable
 const GROUP_CONCURRENCY = 5;
 
 async function handleRecord(record: SQSRecord, signal: AbortSignal): Promise<unknown> {
-  const parsed = orderChangedMessageSchema.safeParse(decodeQueueMessage(record.body));
+  const body = decodeQueueMessage(record.body);
+  // `orderbridge check`'s probe: recorded, never sent upstream (lib/sync/probe.ts).
+  const probe = asProbe(body);
+  if (probe) return syncProbe(probe);
+  const parsed = orderChangedMessageSchema.safeParse(body);
   if (!parsed.success) {
     // Unreadable: fail it so it ends in the DLQ instead of vanishing.
     count('errors');

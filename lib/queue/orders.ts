@@ -3,6 +3,7 @@ import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { config } from '../config/index.ts';
 import { ConfigError } from '../domain/errors.ts';
 import type { KlarCostMessage, OrderChangedMessage } from '../domain/messages.ts';
+import type { ProbeMessage } from '../domain/probe.ts';
 import { encodeQueueMessage } from './encode.ts';
 import { sqsClient } from './sqs.ts';
 
@@ -31,6 +32,20 @@ export async function enqueueOrderChanged(message: OrderChangedMessage, body = e
       MessageGroupId: String(message.orderId),
       MessageDeduplicationId: deduplicationId('order', String(message.orderId), message.deliveryId),
       MessageAttributes: attributes(message.correlationId, message.orderCode, message.source),
+    }),
+  );
+  return result.MessageId;
+}
+
+/** A check's probe travels orders.fifo like an order, in a group of its own. */
+export async function enqueueProbe(message: ProbeMessage, body = encodeQueueMessage(message)): Promise<string | undefined> {
+  const result = await sqsClient().send(
+    new SendMessageCommand({
+      QueueUrl: queueUrl('ORDERS_QUEUE_URL'),
+      MessageBody: body,
+      MessageGroupId: `probe-${message.probeId}`,
+      MessageDeduplicationId: deduplicationId('probe', message.probeId),
+      MessageAttributes: attributes(message.correlationId, undefined, 'probe'),
     }),
   );
   return result.MessageId;

@@ -6,6 +6,7 @@ import {
   orderIdFromSubject,
 } from '../domain/versacommerce.ts';
 import { orderChangedMessageSchema, type OrderChangedMessage } from '../domain/messages.ts';
+import { probeBodySchema, type ProbeMessage } from '../domain/probe.ts';
 import { encodeQueueMessage } from '../queue/encode.ts';
 import { isAuthentic, type RawBody } from './auth.ts';
 
@@ -30,6 +31,8 @@ export interface WebhookRequest {
 
 export type WebhookOutcome =
   | 'accepted'
+  /** `orderbridge check`'s probe, enqueued (not an order) */
+  | 'probe'
   | 'not-found'
   | 'method-not-allowed'
   | 'too-large'
@@ -47,6 +50,7 @@ export interface WebhookReply {
   outcome: WebhookOutcome;
   orderId?: number;
   orderCode?: string;
+  probeId?: string;
   correlationId: string;
   /** why enqueueing failed, for the log line only (never the response) */
   cause?: unknown;
@@ -56,6 +60,8 @@ export interface IngestDeps {
   secrets: readonly string[];
   /** `body` is the message as encoded for the queue (measured here already) */
   enqueueOrderChanged(message: OrderChangedMessage, body: string): Promise<unknown>;
+  /** `orderbridge check`'s probe: the same queue, recorded by the order worker, never sent upstream */
+  enqueueProbe(message: ProbeMessage, body: string): Promise<unknown>;
   now?: () => Date;
 }
 
@@ -125,6 +131,9 @@ export async function acceptWebhook(request: WebhookRequest, deps: IngestDeps): 
   }
 
   const receivedAt = now.toISOString();
+  // A probe is a body with nothing but `probe`: a shop's order or notification never is one.
+  if ('probe' in body && !('order' in body) && !('subject' in body)) return acceptProbe(body, receivedAt, correlationId, deps);
+
   let orderMessage: OrderChangedMessage;
   let sourceOf: Record<string, string>;
 
@@ -201,6 +210,25 @@ export async function acceptWebhook(request: WebhookRequest, deps: IngestDeps): 
     correlationId,
     ...ids,
   };
+}
+
+/**
+ * `{"probe":{"id":…}}` from `orderbridge check` (authenticated like any webhook): one
+ * message on orders.fifo that the order worker only records. 202 `{"accepted":true,"probe":<id>}`.
+ */
+async function acceptProbe(body: object, receivedAt: string, correlationId: string, deps: IngestDeps): Promise<WebhookReply> {
+  const parsed = probeBodySchema.safeParse(body);
+  if (!parsed.success) {
+    return { statusCode: 400, outcome: 'invalid', body: { error: 'invalid probe', fields: issuesOf(parsed.error) }, correlationId };
+  }
+  const probeId = parsed.data.probe.id;
+  const message: ProbeMessage = { kind: 'probe', probeId, receivedAt, correlationId };
+  try {
+    await deps.enqueueProbe(message, encodeQueueMessage(message));
+  } catch (cause) {
+    return { statusCode: 503, outcome: 'enqueue-failed', body: { error: 'temporarily unavailable, retry later' }, headers: { 'retry-after': '5' }, correlationId, cause, probeId };
+  }
+  return { statusCode: 202, outcome: 'probe', body: { accepted: true, probe: probeId }, correlationId, probeId };
 }
 
 /** Which part of the request each queue-message field came from, for 400 `fields`. */

@@ -32,6 +32,11 @@ export function buildOrderWebhookBody(orderOverrides: Record<string, unknown> = 
   return { order: buildVersaCommerceOrder(orderOverrides) };
 }
 
+/** `orderbridge check`'s probe body (lib/domain/probe.ts). */
+export function buildProbeBody(id = '0b7e3c1a-5d2f-4e8b-9a61-2f4c8d9e7b10'): { probe: { id: string } } {
+  return { probe: { id } };
+}
+
 export type Auth =
   | { kind: 'signature'; secret?: string; at?: Date }
   | { kind: 'token-header'; secret?: string }

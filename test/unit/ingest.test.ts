@@ -9,6 +9,7 @@ import { forgetSecrets } from '../../lib/config/index.ts';
 import { encodeQueueMessage } from '../../lib/queue/encode.ts';
 import { MAX_BODY_BYTES, acceptWebhook, correlationIdOf, type IngestDeps, type WebhookReply } from '../../lib/webhook/accept.ts';
 import { orderChangedMessageSchema, type OrderChangedMessage } from '../../lib/domain/messages.ts';
+import type { ProbeMessage } from '../../lib/domain/probe.ts';
 import { logger } from '../../lib/observability/logger.ts';
 import { metrics } from '../../lib/observability/metrics.ts';
 import {
@@ -16,6 +17,7 @@ import {
   buildApiGatewayV2Event,
   buildNotificationEnvelope,
   buildOrderWebhookBody,
+  buildProbeBody,
   buildWebhookRequest,
   type EventOptions,
 } from '../factories/webhooks.ts';
@@ -45,13 +47,15 @@ const PII = ['support@versacommerce.de', 'Siebert', 'Eduard', 'Welver', 'Zwische
 /** One queue write per webhook: the only enqueue function is orders.fifo's. */
 function fakeDeps(overrides: Partial<IngestDeps> = {}) {
   const orders: OrderChangedMessage[] = [];
+  const probes: ProbeMessage[] = [];
   const deps: IngestDeps = {
     secrets: [WEBHOOK_SECRET],
     enqueueOrderChanged: async (message) => void orders.push(message),
+    enqueueProbe: async (message) => void probes.push(message),
     now: () => NOW,
     ...overrides,
   };
-  return { deps, orders };
+  return { deps, orders, probes };
 }
 
 const signedAt = (at: Date, secret = WEBHOOK_SECRET): EventOptions => ({ auth: { kind: 'signature', secret, at } });
@@ -215,6 +219,42 @@ describe('acceptWebhook — accepted bodies', () => {
     release();
     await pending;
     expect(settled?.statusCode).toBe(202);
+  });
+});
+
+describe('acceptWebhook — probes (orderbridge check)', () => {
+  it('a signed probe becomes one probe message and no order message: 202 {"accepted":true,"probe":id}', async () => {
+    // prepare
+    const { deps, orders, probes } = fakeDeps();
+    const body = buildProbeBody('3f0c9a2e-1b4d-4c8e-8f7a-6d5e4c3b2a10');
+    // act
+    const reply = await acceptWebhook(buildWebhookRequest(body, { ...signedAt(NOW), headers: { 'x-correlation-id': 'check-1' } }), deps);
+    // assess
+    expect(reply).toMatchObject({ statusCode: 202, outcome: 'probe', body: { accepted: true, probe: '3f0c9a2e-1b4d-4c8e-8f7a-6d5e4c3b2a10' } });
+    expect(orders).toEqual([]);
+    expect(probes).toEqual([{ kind: 'probe', probeId: '3f0c9a2e-1b4d-4c8e-8f7a-6d5e4c3b2a10', receivedAt: NOW.toISOString(), correlationId: 'check-1' }]);
+  });
+
+  it('an unauthenticated probe is 401 and enqueues nothing', async () => {
+    const { deps, orders, probes } = fakeDeps();
+    const reply = await acceptWebhook(buildWebhookRequest(buildProbeBody(), { auth: { kind: 'none' } }), deps);
+    expect(reply.statusCode).toBe(401);
+    expect([...orders, ...probes]).toEqual([]);
+  });
+
+  it('400 for a probe with a bad id or extra fields; an order that carries a "probe" key stays an order', async () => {
+    // prepare
+    const { deps, orders, probes } = fakeDeps();
+    // act
+    const badId = await acceptWebhook(buildWebhookRequest(buildProbeBody('x'), signedAt(NOW)), deps);
+    const extra = await acceptWebhook(buildWebhookRequest({ probe: { id: '3f0c9a2e-1b4d', order: 1 } }, signedAt(NOW)), deps);
+    const order = await acceptWebhook(buildWebhookRequest({ ...buildOrderWebhookBody(), ...buildProbeBody() }, signedAt(NOW)), deps);
+    // assess
+    expect(badId).toMatchObject({ statusCode: 400, body: { error: 'invalid probe', fields: [{ path: 'probe.id' }] } });
+    expect(extra).toMatchObject({ statusCode: 400, body: { error: 'invalid probe' } });
+    expect(order).toMatchObject({ statusCode: 202, outcome: 'accepted', orderId: 100 });
+    expect(probes).toEqual([]);
+    expect(orders).toHaveLength(1);
   });
 });
 
@@ -473,6 +513,24 @@ describe('handler (functions/ingest.ts) with API Gateway v2 events', () => {
     expect(message.order).toEqual(buildOrderWebhookBody().order);
     // the order worker forwards the Klar cost itself
     expect(sentTo(env.KLAR_COSTS_QUEUE_URL)).toEqual([]);
+  });
+
+  it('202 for a probe: one message on orders.fifo in its own group, logged with its id', async () => {
+    // prepare
+    const event = buildApiGatewayV2Event(buildProbeBody('5a1d2c3b-4e5f-4a6b-8c7d-9e0f1a2b3c4d'));
+    // act
+    const result = await invoke(event);
+    // assess
+    expect(result.statusCode).toBe(202);
+    expect(result.json).toEqual({ accepted: true, probe: '5a1d2c3b-4e5f-4a6b-8c7d-9e0f1a2b3c4d' });
+    expect(sqs).toHaveReceivedCommandTimes(SendMessageCommand, 1);
+    expect(sqs).toHaveReceivedCommandWith(SendMessageCommand, {
+      QueueUrl: env.ORDERS_QUEUE_URL,
+      MessageGroupId: 'probe-5a1d2c3b-4e5f-4a6b-8c7d-9e0f1a2b3c4d',
+      MessageAttributes: expect.objectContaining({ source: { DataType: 'String', StringValue: 'probe' } }),
+    });
+    expect(JSON.parse(sentTo(env.ORDERS_QUEUE_URL)[0]!.MessageBody!)).toMatchObject({ kind: 'probe', probeId: '5a1d2c3b-4e5f-4a6b-8c7d-9e0f1a2b3c4d' });
+    expect(logs).toContainEqual({ level: 'info', message: 'webhook', fields: expect.objectContaining({ outcome: 'probe', status: 202, probeId: '5a1d2c3b-4e5f-4a6b-8c7d-9e0f1a2b3c4d' }) });
   });
 
   it('202 for a notification envelope with the token in the query; the message carries no order', async () => {
