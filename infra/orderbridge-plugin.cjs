@@ -7,7 +7,8 @@
  *   the deploy-time settings and fails naming the environment variable at fault:
  *   ORDERBRIDGE_ALARM_EMAIL must be set for every stage but custom.alarmEmailOptionalStages
  *   (alarms that reach nobody are no alarms), and WEBHOOK_THROTTLE_BURST /
- *   WEBHOOK_THROTTLE_RATE must be positive numbers.
+ *   WEBHOOK_THROTTLE_RATE must be positive numbers, ORDER_WORKER_CONCURRENCY (the order worker's
+ *   maximumConcurrency) a whole number from 2 to 1000.
  * - After a deploy (and on `info`), it prints the CloudWatch dashboard's URL.
  *
  * Plain CommonJS without dependencies: osls loads it from the service directory.
@@ -81,6 +82,23 @@ class OrderbridgePlugin {
     const settings = extensions && extensions.HttpApiStage && extensions.HttpApiStage.Properties && extensions.HttpApiStage.Properties.DefaultRouteSettings;
     if (settings && 'ThrottlingBurstLimit' in settings) settings.ThrottlingBurstLimit = burst;
     if (settings && 'ThrottlingRateLimit' in settings) settings.ThrottlingRateLimit = rate;
+    this.checkEventSourceConcurrency();
+  }
+
+  /** ORDER_WORKER_CONCURRENCY (and any other maximumConcurrency): a whole number SQS accepts, 2 to 1000. */
+  checkEventSourceConcurrency() {
+    for (const [name, fn] of Object.entries(this.serverless.service.functions || {})) {
+      for (const event of (fn && fn.events) || []) {
+        if (!event || !event.sqs || event.sqs.maximumConcurrency === undefined) continue;
+        const value = Number(event.sqs.maximumConcurrency);
+        if (!Number.isInteger(value) || value < 2 || value > 1000) {
+          const variable = name === 'sync-order' ? 'ORDER_WORKER_CONCURRENCY' : `maximumConcurrency of ${name}`;
+          this.fail(`${variable} must be a whole number from 2 to 1000 (SQS's limits for maximumConcurrency), not "${event.sqs.maximumConcurrency}"`);
+        }
+        // Environment variables are strings: hand CloudFormation a number.
+        event.sqs.maximumConcurrency = value;
+      }
+    }
   }
 
   dashboardName() {

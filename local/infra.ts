@@ -50,7 +50,15 @@ export interface TableDefinition {
 }
 
 export type EventSource =
-  | { type: 'sqs'; queueLogicalId: string; batchSize: number; maximumBatchingWindow: number; reportBatchItemFailures: boolean }
+  | {
+      type: 'sqs';
+      queueLogicalId: string;
+      batchSize: number;
+      maximumBatchingWindow: number;
+      /** the event source's maximumConcurrency (concurrent invocations), when set */
+      maximumConcurrency?: number;
+      reportBatchItemFailures: boolean;
+    }
   | { type: 'httpApi'; method: string; path: string }
   | { type: 'schedule'; rate: string; everyMs: number; input?: unknown };
 
@@ -154,6 +162,7 @@ export function readStackDefinition(options: { stage?: string; file?: string; en
           queueLogicalId: Array.isArray(arn.value) ? String(arn.value[0]) : String(arn.value),
           batchSize: Number(event.sqs.batchSize ?? 10),
           maximumBatchingWindow: Number(event.sqs.maximumBatchingWindow ?? 0),
+          ...(event.sqs.maximumConcurrency === undefined ? {} : { maximumConcurrency: maximumConcurrency(name, text(event.sqs.maximumConcurrency)) }),
           reportBatchItemFailures: event.sqs.functionResponseType === 'ReportBatchItemFailures',
         };
       }
@@ -172,6 +181,15 @@ export function readStackDefinition(options: { stage?: string; file?: string; en
   });
 
   return { service, stage, queues, table, functions };
+}
+
+/** `${env:ORDER_WORKER_CONCURRENCY, 5}` resolved from the same shell a deploy would see; SQS allows 2 to 1000. */
+function maximumConcurrency(functionName: string, value: string): number {
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < 2 || parsed > 1000) {
+    throw new Error(`function ${functionName}: maximumConcurrency must be a whole number from 2 to 1000, not "${value}" (serverless.yml names the variable that sets it)`);
+  }
+  return parsed;
 }
 
 function parseRouteString(route: string): { method: string; path: string } {

@@ -48,7 +48,7 @@ export interface StackOptions {
   visibilityTimeoutSeconds?: number;
   /** hand failed records back after this many seconds instead of the full visibility timeout */
   retryDelaySeconds?: number;
-  /** concurrent invocations per FIFO event source (default 4) */
+  /** concurrent invocations per FIFO event source (default: its maximumConcurrency in serverless.yml) */
   fifoConcurrency?: number;
   /** start the SQS pollers (default true) */
   workers?: boolean;
@@ -209,8 +209,9 @@ export async function startStack(options: StackOptions = {}): Promise<RunningSta
               timeoutSeconds: fn.timeoutSeconds,
               reportBatchItemFailures: event.reportBatchItemFailures,
               retryDelaySeconds: options.retryDelaySeconds,
-              // FIFO: parallel per message group, as Lambda does; batched sources: one at a time.
-              concurrency: queue.fifo ? (options.fifoConcurrency ?? 4) : 1,
+              // FIFO: parallel per message group up to the event source's maximumConcurrency, as
+              // Lambda does; batched sources: one at a time.
+              concurrency: queue.fifo ? (options.fifoConcurrency ?? event.maximumConcurrency ?? 4) : 1,
               onInvocation: options.onInvocation,
             }),
           );
