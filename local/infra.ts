@@ -161,7 +161,7 @@ export function readStackDefinition(options: { stage?: string; file?: string; en
           type: 'sqs',
           queueLogicalId: Array.isArray(arn.value) ? String(arn.value[0]) : String(arn.value),
           batchSize: Number(event.sqs.batchSize ?? 10),
-          maximumBatchingWindow: Number(event.sqs.maximumBatchingWindow ?? 0),
+          maximumBatchingWindow: Number(text(event.sqs.maximumBatchingWindow ?? 0)),
           ...(event.sqs.maximumConcurrency === undefined ? {} : { maximumConcurrency: maximumConcurrency(name, text(event.sqs.maximumConcurrency)) }),
           reportBatchItemFailures: event.sqs.functionResponseType === 'ReportBatchItemFailures',
         };

@@ -85,6 +85,61 @@ export const envSchema = z.object({
 
 export type Env = z.infer<typeof envSchema>;
 
+/**
+ * Where a variable's value comes from in AWS — next to the schema, so a new variable cannot
+ * be added without saying how it is deployed (the type below requires an entry for each).
+ * The template test derives the deployed environment it expects from this map.
+ * - `deploy`: `serverless.yml` passes it from the deploy shell as `${env:NAME, <default>}`;
+ *   the default is the schema's, unless `deployedDefault` names another one for AWS.
+ * - `ssm`: a secret; `serverless.yml` passes `<NAME>_PARAMETER`, the SecureString it is read from.
+ * - `stack`: `serverless.yml` sets it itself (stage, table, queue URLs, SSM paths).
+ * - `local`: read only by the local stack, never deployed.
+ */
+export type EnvSource = { from: 'deploy'; deployedDefault?: string } | { from: 'ssm' } | { from: 'stack' } | { from: 'local' };
+
+const deploy: EnvSource = { from: 'deploy' };
+const ssm: EnvSource = { from: 'ssm' };
+const stack: EnvSource = { from: 'stack' };
+
+export const envSources = {
+  STAGE: stack,
+  PORT: { from: 'local' },
+  WEBHOOK_SECRETS: ssm,
+  WEBHOOK_SECRETS_PARAMETER: stack,
+  KOMFORTKASSE_BASE_URL: deploy,
+  KOMFORTKASSE_API_KEY: ssm,
+  KOMFORTKASSE_API_KEY_PARAMETER: stack,
+  KOMFORTKASSE_INITIAL_DUNNING_LEVEL: deploy,
+  KOMFORTKASSE_TIMEOUT_MS: deploy,
+  KOMFORTKASSE_LEASE_SECONDS: deploy,
+  KLAR_BASE_URL: deploy,
+  KLAR_API_TOKEN: ssm,
+  KLAR_API_TOKEN_PARAMETER: stack,
+  KLAR_API_VERSION: deploy,
+  // Locally 5 s so a test sees its upload soon; in AWS the SQS batching window of upload-klar-costs.
+  KLAR_BATCH_WINDOW_SECONDS: { from: 'deploy', deployedDefault: '60' },
+  KLAR_ORDER_ID_FIELD: deploy,
+  KLAR_BODY_WRAPPER: deploy,
+  FEE_SCHEDULE: deploy,
+  PAYMENT_TYPE_MAP: deploy,
+  VERSACOMMERCE_BASE_URL: deploy,
+  VERSACOMMERCE_API_KEY: ssm,
+  VERSACOMMERCE_API_KEY_PARAMETER: stack,
+  VERSACOMMERCE_API_PASSWORD: ssm,
+  VERSACOMMERCE_API_PASSWORD_PARAMETER: stack,
+  DRY_RUN: deploy,
+  HISTORY_TABLE_NAME: stack,
+  HISTORY_RETENTION_DAYS: deploy,
+  ORDERS_QUEUE_URL: stack,
+  KLAR_COSTS_QUEUE_URL: stack,
+  UPSTREAM_RETRY_LIMIT: deploy,
+  UPSTREAM_RETRY_BASE_MS: deploy,
+  UPSTREAM_TOTAL_TIMEOUT_MS: deploy,
+  KLAR_TOTAL_TIMEOUT_MS: deploy,
+  SECRETS_TTL_SECONDS: deploy,
+  DEFAULT_COUNTRY_CODE: deploy,
+} satisfies Record<keyof typeof envSchema.shape, EnvSource>;
+
 /** Validates the environment once; the error names every bad variable. */
 export function parseEnv(source: NodeJS.ProcessEnv = process.env): Env {
   const result = envSchema.safeParse(source);

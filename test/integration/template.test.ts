@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildBundles } from '../../bench/bundles.ts';
+import { envSchema, envSources, type EnvSource } from '../../lib/config/env.ts';
 import { readStackDefinition } from '../../local/infra.ts';
 import { REPO_ROOT } from '../../local/stack.ts';
 
@@ -68,12 +69,48 @@ function osls(args: string[], env: NodeJS.ProcessEnv): Promise<OslsRun> {
   });
 }
 
-/** The environment of a deploy machine: no alarm e-mail and no throttle overrides unless given. */
+type EnvName = keyof typeof envSources;
+const sourced = (from: EnvSource['from']) => (Object.entries(envSources) as [EnvName, EnvSource][]).filter(([, source]) => source.from === from).map(([name]) => name);
+/** The settings serverless.yml takes from the deploy shell, derived from the config schema's annotations. */
+const DEPLOY_SETTINGS = sourced('deploy');
+
+/** The environment of a deploy machine: no alarm e-mail, no throttle overrides and no setting unless given. */
 function deployEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
-  for (const name of ['ORDERBRIDGE_ALARM_EMAIL', 'WEBHOOK_THROTTLE_BURST', 'WEBHOOK_THROTTLE_RATE']) delete env[name];
+  for (const name of ['ORDERBRIDGE_ALARM_EMAIL', 'WEBHOOK_THROTTLE_BURST', 'WEBHOOK_THROTTLE_RATE', ...DEPLOY_SETTINGS]) delete env[name];
   return { ...env, ...extra };
 }
+
+/**
+ * A valid value other than the default for every deploy-shell setting. JSON values carry
+ * commas, quotes, spaces, colons and a non-ASCII character: what YAML or variable resolution
+ * would mangle. (A new setting without a sample fails the test that uses them.)
+ */
+const NON_DEFAULT_SETTINGS: Record<string, string> = {
+  KOMFORTKASSE_BASE_URL: 'https://komfortkasse.example.com/api/v2',
+  KOMFORTKASSE_INITIAL_DUNNING_LEVEL: '2',
+  KOMFORTKASSE_TIMEOUT_MS: '7000',
+  KOMFORTKASSE_LEASE_SECONDS: '45',
+  KLAR_BASE_URL: 'https://klar.example.com',
+  KLAR_API_VERSION: '07.2025',
+  KLAR_BATCH_WINDOW_SECONDS: '30',
+  KLAR_ORDER_ID_FIELD: 'code',
+  KLAR_BODY_WRAPPER: 'array',
+  PAYMENT_TYPE_MAP: '{"barzahlung": "SKIP", "rechnung, später":"INVOICE", "Überweisung":"PREPAYMENT"}',
+  FEE_SCHEDULE: '{"rules":[{"paymentType":"paypal","fixed":0.35,"percent":2.49},{"paymentType":"cod","currency":"EUR","fixed":2,"percent":0,"min":1,"max":5}]}',
+  DEFAULT_COUNTRY_CODE: 'AT',
+  VERSACOMMERCE_BASE_URL: 'https://myshop.versacommerce.de',
+  DRY_RUN: 'true',
+  HISTORY_RETENTION_DAYS: '120',
+  UPSTREAM_RETRY_LIMIT: '3',
+  UPSTREAM_RETRY_BASE_MS: '250',
+  UPSTREAM_TOTAL_TIMEOUT_MS: '15000',
+  KLAR_TOTAL_TIMEOUT_MS: '45000',
+  SECRETS_TTL_SECONDS: '120',
+};
+
+/** One variable as a function would see it: the schema's parse of exactly this value. */
+const parsed = (name: EnvName, value: string | undefined): unknown => (envSchema.shape[name] as { parse(v: unknown): unknown }).parse(value);
 
 // ---------------------------------------------------------------------------------------------
 // What a bundle calls: AWS SDK commands → IAM actions
@@ -324,24 +361,35 @@ describe('the packaged CloudFormation template (osls package --stage ci)', () =>
   let packaged: OslsRun;
   let prodWithoutEmail: OslsRun;
   let badThrottle: OslsRun;
+  /** prod, with every deploy-shell setting set to a value other than its default */
+  let prodPackaged: OslsRun;
+  let prodTemplate: Template;
   const usages = new Map<string, BundleUsage>();
 
   beforeAll(async () => {
     workDir = mkdtempSync(join(tmpdir(), 'orderbridge-template-'));
-    // The two refusals fail in the plugin before anything is built, so they can run alongside.
+    // The refusals fail in the plugin before anything is built, so they run alongside a build;
+    // two builds share serverless-esbuild's work folder, so they run one after the other.
     [packaged, prodWithoutEmail, badThrottle] = await Promise.all([
       osls(['package', '--stage', STAGE, '--package', join(workDir, 'ci')], deployEnv({ ORDERBRIDGE_ALARM_EMAIL: ALARM_EMAIL })),
       osls(['package', '--stage', 'prod', '--package', join(workDir, 'prod')], deployEnv()),
       osls(['package', '--stage', 'prod', '--package', join(workDir, 'throttle')], deployEnv({ ORDERBRIDGE_ALARM_EMAIL: ALARM_EMAIL, WEBHOOK_THROTTLE_BURST: 'lots' })),
     ]);
-    if (packaged.code !== 0) throw new Error(`osls package failed (${packaged.code ?? packaged.signal}):\n${packaged.output.slice(-4000)}`);
+    prodPackaged = await osls(['package', '--stage', 'prod', '--package', join(workDir, 'prod-settings')], deployEnv({ ORDERBRIDGE_ALARM_EMAIL: ALARM_EMAIL, ...NON_DEFAULT_SETTINGS }));
+    for (const [stage, run] of [[STAGE, packaged], ['prod', prodPackaged]] as const) {
+      if (run.code !== 0) throw new Error(`osls package --stage ${stage} failed (${run.code ?? run.signal}):\n${run.output.slice(-4000)}`);
+    }
     template = JSON.parse(readFileSync(join(workDir, 'ci', 'cloudformation-template-update-stack.json'), 'utf8')) as Template;
-    console.info(`osls package --stage ${STAGE}: ${(packaged.ms / 1000).toFixed(1)} s; refusals: ${(prodWithoutEmail.ms / 1000).toFixed(1)} s, ${(badThrottle.ms / 1000).toFixed(1)} s`);
+    prodTemplate = JSON.parse(readFileSync(join(workDir, 'prod-settings', 'cloudformation-template-update-stack.json'), 'utf8')) as Template;
+    console.info(
+      `osls package --stage ${STAGE}: ${(packaged.ms / 1000).toFixed(1)} s; --stage prod: ${(prodPackaged.ms / 1000).toFixed(1)} s; ` +
+        `refusals: ${(prodWithoutEmail.ms / 1000).toFixed(1)} s, ${(badThrottle.ms / 1000).toFixed(1)} s`,
+    );
 
     const definition = readStackDefinition({ stage: STAGE });
     const files = await buildBundles(definition.functions, join(workDir, 'bundles'));
     for (const [name, file] of files) usages.set(name, analyzeBundle(readFileSync(file, 'utf8')));
-  }, 2 * OSLS_TIMEOUT_MS);
+  }, 3 * OSLS_TIMEOUT_MS);
 
   afterAll(() => {
     if (workDir) rmSync(workDir, { recursive: true, force: true });
@@ -358,6 +406,53 @@ describe('the packaged CloudFormation template (osls package --stage ci)', () =>
     Object.fromEntries((alarm.Properties.Dimensions ?? []).map((d: { Name: string; Value: unknown }) => [d.Name, d.Value]));
   const findAlarm = (namespace: string, metric: string, dimensions: Record<string, unknown>) =>
     alarms().filter(([, a]) => a.Properties.Namespace === namespace && a.Properties.MetricName === metric && JSON.stringify(dims(a)) === JSON.stringify(dimensions));
+
+  /** Every function's deployed environment, by function name. */
+  const environments = (t: Template) =>
+    Object.values(t.Resources)
+      .filter((r) => r.Type === 'AWS::Lambda::Function')
+      .map((r) => [r.Properties.FunctionName as string, (r.Properties.Environment?.Variables ?? {}) as Record<string, unknown>] as const);
+
+  it('deploys every variable the config schema reads, from where the schema says, with its default', () => {
+    // prepare: what the schema says of each variable
+    const deployed = environments(template);
+    expect(deployed.map(([name]) => name).sort()).toEqual(FUNCTIONS.map((fn) => `orderbridge-${STAGE}-${fn}`).sort());
+    // assess: each function gets each variable it may read
+    for (const [fn, env] of deployed) {
+      for (const [name, source] of Object.entries(envSources) as [EnvName, EnvSource][]) {
+        const where = `${name} (${source.from}) in ${fn}`;
+        if (source.from === 'local') {
+          expect(env, where).not.toHaveProperty(name);
+        } else if (source.from === 'ssm') {
+          // the secret itself never sits in the template; the function reads it from SSM by this path
+          expect(env, where).not.toHaveProperty(name);
+          expect(env[`${name}_PARAMETER`], where).toMatch(new RegExp(`^/orderbridge/${STAGE}/[a-z-]+$`));
+        } else if (source.from === 'stack') {
+          expect(env, where).toHaveProperty(name);
+        } else {
+          // nothing set in the deploy shell: the deployed value means the schema's default
+          // (or the one the schema's annotation names for AWS)
+          expect(typeof env[name], where).toBe('string');
+          const expected = source.deployedDefault === undefined ? parsed(name, undefined) : parsed(name, source.deployedDefault);
+          expect(parsed(name, env[name] as string), where).toEqual(expected);
+        }
+      }
+    }
+  });
+
+  it('carries every deploy-shell setting to every function exactly as given (JSON included)', () => {
+    // prepare: the samples are valid and none is a default
+    expect(Object.keys(NON_DEFAULT_SETTINGS).sort(), 'a non-default sample for every deploy-shell setting').toEqual([...DEPLOY_SETTINGS].sort());
+    for (const name of DEPLOY_SETTINGS) expect(parsed(name, NON_DEFAULT_SETTINGS[name]), name).not.toEqual(parsed(name, undefined));
+    // assess
+    for (const [fn, env] of environments(prodTemplate)) {
+      for (const name of DEPLOY_SETTINGS) expect(env[name], `${name} in ${fn}`).toBe(NON_DEFAULT_SETTINGS[name]);
+    }
+    const [, klarCosts] = Object.entries(prodTemplate.Resources).find(
+      ([, r]) => r.Type === 'AWS::Lambda::EventSourceMapping' && canonical(r.Properties.EventSourceArn) === '${KlarCostsQueue.Arn}',
+    )!;
+    expect(klarCosts.Properties.MaximumBatchingWindowInSeconds).toBe(Number(NON_DEFAULT_SETTINGS.KLAR_BATCH_WINDOW_SECONDS));
+  });
 
   it('subscribes ORDERBRIDGE_ALARM_EMAIL to the alarm topic, only when it is set (Condition)', () => {
     const subscriptions = resources('AWS::SNS::Subscription');
