@@ -98,17 +98,19 @@ export function planKlarCost(facts: KlarFacts, recorded: RecordedKlar | undefine
       problem = error instanceof UnknownPaymentTypeError ? `${error.message}: add one to FEE_SCHEDULE` : describeError(error);
     }
   }
+  // Only a provably newer `updated_at` is a new copy of the order: a later arrival of the
+  // same copy is a duplicate delivery, which forwards nothing.
+  const newerCopy = (compareVersaCommerceDates(facts.updatedAt, recorded?.sourceUpdatedAt) ?? 0) > 0;
   if (problem !== undefined || cost === undefined) {
     const error = `order ${facts.orderId}: ${problem ?? 'no cost'}`;
-    if (recorded?.state === 'needs-attention' && recorded.error === error && newer === 0) return { kind: 'unchanged', why: 'already needs attention for the same reason' };
+    if (recorded?.state === 'needs-attention' && recorded.error === error && (newer === 0 || !newerCopy)) return { kind: 'unchanged', why: 'already needs attention for the same reason' };
     return { kind: 'needs-attention', error, stamp };
   }
 
   const klar = recorded;
   if (klar?.state === 'uploaded' && klar.transactionCosts === cost.transactionCosts && klar.currency === cost.currency) {
     // Same cost: only remember a provably newer copy, so an older one cannot come in later.
-    return compareVersaCommerceDates(facts.updatedAt, klar.sourceUpdatedAt) !== undefined && newer > 0
-      ? { kind: 'touch', stamp }
+    return newerCopy ? { kind: 'touch', stamp }
       : { kind: 'unchanged', why: 'Klar already holds this cost' };
   }
   const line = costLine(facts.orderId, facts.orderCode, cost.transactionCosts, cost.currency, stamp, context);
