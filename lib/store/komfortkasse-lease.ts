@@ -226,3 +226,27 @@ export async function releaseKomfortkasse(
     if (attempt) await appendAttempt(orderId, attempt, now);
   }
 }
+
+/**
+ * Moves the recorded `updated_at` of the order's Komfortkasse side on to a newer copy that
+ * needed no call. A compare-and-set on the value read: if anything recorded another copy
+ * meanwhile (or the order has no record), that write decides and this one is dropped.
+ */
+export async function advanceKomfortkasseSource(orderId: number, change: { from: string | undefined; to: string }, now = new Date()): Promise<boolean> {
+  const from = change.from === undefined ? 'attribute_not_exists(kkSourceUpdatedAt)' : 'kkSourceUpdatedAt = :from';
+  try {
+    await documentClient().send(
+      new UpdateCommand({
+        TableName: tableName(),
+        Key: orderKeys.state(orderId),
+        UpdateExpression: 'SET kkSourceUpdatedAt = :to, updatedAt = :now',
+        ConditionExpression: `attribute_exists(pk) AND ${from}`,
+        ExpressionAttributeValues: { ':to': change.to, ':now': now.toISOString(), ...(change.from === undefined ? {} : { ':from': change.from }) },
+      }),
+    );
+    return true;
+  } catch (error) {
+    if (isConditionFailure(error)) return false;
+    throw error;
+  }
+}

@@ -6,13 +6,13 @@ import { fetchOrder } from '../clients/versacommerce.ts';
 import { InvalidMessageError, OrderVanishedError, UpstreamAuthError, UpstreamError, describeError, isPermanent } from '../domain/errors.ts';
 import { needsKlarWorker, planKlarCost } from '../domain/klar-plan.ts';
 import { toKomfortkasseOrder } from '../domain/komfortkasse-mapping.ts';
-import { planKomfortkasse, type KomfortkassePlan, type ShopOrder } from '../domain/komfortkasse-plan.ts';
+import { isNewer, planKomfortkasse, type KomfortkassePlan, type ShopOrder } from '../domain/komfortkasse-plan.ts';
 import { klarCostMessageFor, type OrderChangedMessage } from '../domain/messages.ts';
 import type { Attempt, OrderRecord } from '../domain/sync-state.ts';
 import { versaCommerceOrderSchema, type VersaCommerceOrder } from '../domain/versacommerce.ts';
 import { count, countBy } from '../observability/metrics.ts';
 import { enqueueKlarCost } from '../queue/orders.ts';
-import { claimKomfortkasse, releaseKomfortkasse, settleKomfortkasse, type KomfortkasseClaim, type KomfortkasseOutcome } from '../store/komfortkasse-lease.ts';
+import { advanceKomfortkasseSource, claimKomfortkasse, releaseKomfortkasse, settleKomfortkasse, type KomfortkasseClaim, type KomfortkasseOutcome } from '../store/komfortkasse-lease.ts';
 import { getOrderRecord } from '../store/order-record.ts';
 
 /*
@@ -76,7 +76,10 @@ async function sync(message: OrderChangedMessage, context: SyncContext): Promise
     operator: message.source === 'replay' || message.source === 'console',
   };
   const quick = planKomfortkasse({ ...input, recorded: record?.komfortkasse });
-  if (quick.kind === 'none') return { komfortkasse: nothingToDo(quick, log), klarForwarded };
+  if (quick.kind === 'none') {
+    await advanceSource(message.orderId, shop, record, quick);
+    return { komfortkasse: nothingToDo(quick, log), klarForwarded };
+  }
 
   // The lease makes the plan and its call one step: no other worker plans this order meanwhile.
   const claim = await claimKomfortkasse(message.orderId, orderCode, { leaseMs: config().KOMFORTKASSE_LEASE_SECONDS * 1000, markFirstAttempt: true });
@@ -142,6 +145,7 @@ async function execute(run: Run, plan: KomfortkassePlan): Promise<KomfortkasseRe
   switch (plan.kind) {
     case 'none':
       await release(run, { clearFirstAttempt: claim.firstAttempt });
+      await advanceSource(run.message.orderId, shop, claim.previous, plan);
       return nothingToDo(plan, run.context.log);
     case 'skip':
       await settle(run, { state: 'skipped', error: plan.reason, sourceUpdatedAt, clearFirstAttempt: claim.firstAttempt }, []);
@@ -155,7 +159,7 @@ async function execute(run: Run, plan: KomfortkassePlan): Promise<KomfortkasseRe
     case 'invalid': {
       const fromShop = shop.kind === 'unusable' && !run.message.order;
       const failed = attempt(run, { target: fromShop ? 'versacommerce' : 'komfortkasse', action: fromShop ? 'fetch' : 'map', outcome: 'failed-permanent', error: plan.error });
-      await settle(run, { state: 'needs-attention', error: plan.error, clearFirstAttempt: claim.firstAttempt }, [failed]);
+      await settle(run, { state: 'needs-attention', error: plan.error, sourceUpdatedAt, clearFirstAttempt: claim.firstAttempt }, [failed]);
       return done(run, 'needs-attention', 'order cannot be sent to Komfortkasse', { error: plan.error }, 'warn');
     }
     case 'remove':
@@ -202,7 +206,11 @@ async function submit(run: Run, order: VersaCommerceOrder, plan: Extract<Komfort
       throw error;
     }
     const message = upstreamMessage(error);
-    await settle(run, { state: 'needs-attention', payloadHash: plan.hash, error: message, clearFirstAttempt: claim.firstAttempt && notApplied }, [failed]);
+    await settle(
+      run,
+      { state: 'needs-attention', payloadHash: plan.hash, error: message, sourceUpdatedAt: order.updated_at ?? undefined, clearFirstAttempt: claim.firstAttempt && notApplied },
+      [failed],
+    );
     return done(run, 'needs-attention', 'Komfortkasse rejected the order', { action, httpStatus: statusOf(error), error: describeError(error) }, 'warn');
   }
   const success = attempt(run, { at, target: 'komfortkasse', action, outcome: resend ? 'success-resend' : 'success', httpStatus: result.status, latencyMs: result.latencyMs });
@@ -220,7 +228,7 @@ async function remove(run: Run, reason: string | undefined, sourceUpdatedAt: str
   const orderCode = run.orderCode;
   if (!orderCode) {
     const error = 'cannot remove the order from Komfortkasse: its code is unknown';
-    await settle(run, { state: 'needs-attention', error }, [attempt(run, { target: 'komfortkasse', action: 'remove', outcome: 'failed-permanent', error })]);
+    await settle(run, { state: 'needs-attention', error, sourceUpdatedAt }, [attempt(run, { target: 'komfortkasse', action: 'remove', outcome: 'failed-permanent', error })]);
     return done(run, 'needs-attention', error, {}, 'warn');
   }
   if (config().DRY_RUN) {
@@ -237,7 +245,7 @@ async function remove(run: Run, reason: string | undefined, sourceUpdatedAt: str
       await release(run, { clearFirstAttempt: false, attempt: failed });
       throw error;
     }
-    await settle(run, { state: 'needs-attention', error: upstreamMessage(error) }, [failed]);
+    await settle(run, { state: 'needs-attention', error: upstreamMessage(error), sourceUpdatedAt }, [failed]);
     return done(run, 'needs-attention', 'Komfortkasse refused to remove the order', { httpStatus: statusOf(error), error: describeError(error) }, 'warn');
   }
   const removed = attempt(run, {
@@ -250,6 +258,18 @@ async function remove(run: Run, reason: string | undefined, sourceUpdatedAt: str
   });
   await settle(run, { state: 'removed', sourceUpdatedAt, error: reason }, [removed]);
   return done(run, 'removed', 'removed from Komfortkasse', { httpStatus: result.status, alreadyGone: result.body.alreadyGone, reason });
+}
+
+/**
+ * A newer copy of the order that changes nothing upstream still moves the recorded
+ * `updated_at` on, so an older copy redriven later counts as stale and cannot overwrite
+ * what the newer one confirmed (submitted, parked or removed content).
+ */
+async function advanceSource(orderId: number, shop: ShopOrder, record: OrderRecord | undefined, plan: Extract<KomfortkassePlan, { kind: 'none' }>): Promise<void> {
+  if (plan.outcome !== 'unchanged' || shop.kind !== 'order' || !record) return;
+  const updatedAt = shop.order.updated_at ?? undefined;
+  if (updatedAt === undefined || !isNewer(updatedAt, record.komfortkasse.sourceUpdatedAt)) return;
+  await advanceKomfortkasseSource(orderId, { from: record.komfortkasse.sourceUpdatedAt, to: updatedAt });
 }
 
 /** Marked released only once it worked: a failed settle still gives the lease back (sync's catch). */
