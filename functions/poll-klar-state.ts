@@ -9,6 +9,11 @@ import { pollKlarState } from '../lib/sync/klar-state.ts';
 config(); // validate the environment at cold start, naming any bad variable
 
 async function poll(event: ScheduledEvent | Record<string, unknown>) {
+  // Its schedule is disabled with Klar off; a console invocation reads nothing either.
+  if (!config().KLAR_ENABLED) {
+    logger.info('Klar is switched off (KLAR_ENABLED=false): its import state is not read');
+    return { klar: 'off' };
+  }
   try {
     const reading = await pollKlarState();
     logger.info('klar state', { trigger: (event as ScheduledEvent)?.source ?? 'console', ...reading });

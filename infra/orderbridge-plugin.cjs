@@ -8,7 +8,8 @@
  *   ORDERBRIDGE_ALARM_EMAIL must be set for every stage but custom.alarmEmailOptionalStages
  *   (alarms that reach nobody are no alarms), and WEBHOOK_THROTTLE_BURST /
  *   WEBHOOK_THROTTLE_RATE must be positive numbers, ORDER_WORKER_CONCURRENCY (the order worker's
- *   maximumConcurrency) a whole number from 2 to 1000.
+ *   maximumConcurrency) a whole number from 2 to 1000, and KLAR_ENABLED / KOMFORTKASSE_ENABLED
+ *   must not both be false.
  * - After a deploy (and on `info`), it prints the CloudWatch dashboard's URL.
  *
  * Plain CommonJS without dependencies: osls loads it from the service directory.
@@ -65,6 +66,11 @@ class OrderbridgePlugin {
       this.fail(`ORDERBRIDGE_ALARM_EMAIL is not an e-mail address: "${email}"`);
     }
     if (email === '') this.log.warning(`ORDERBRIDGE_ALARM_EMAIL is not set: alarms of stage "${stage}" reach no one`);
+
+    // custom.klarEnabled / komfortkasseEnabled: KLAR_ENABLED / KOMFORTKASSE_ENABLED through strToBool.
+    if (custom.klarEnabled === false && custom.komfortkasseEnabled === false) {
+      this.fail('KLAR_ENABLED and KOMFORTKASSE_ENABLED are both false: the stage would sync nothing. Switch at least one side on.');
+    }
 
     const throttle = custom.webhookThrottle || {};
     const burst = Number(throttle.burst);

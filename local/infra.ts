@@ -60,7 +60,7 @@ export type EventSource =
       reportBatchItemFailures: boolean;
     }
   | { type: 'httpApi'; method: string; path: string }
-  | { type: 'schedule'; rate: string; everyMs: number; input?: unknown };
+  | { type: 'schedule'; rate: string; everyMs: number; input?: unknown; /** false: the rule exists but never fires */ enabled: boolean };
 
 export interface FunctionDefinition {
   name: string;
@@ -79,10 +79,23 @@ export interface StackDefinition {
   functions: FunctionDefinition[];
 }
 
-function resolveVariables(text: string, context: { service: string; stage: string; custom: Record<string, unknown>; env: NodeJS.ProcessEnv }): string {
+type VariableContext = { service: string; stage: string; custom: Record<string, unknown>; env: NodeJS.ProcessEnv };
+
+/** Innermost variables first, as osls does, so `${strToBool(${env:X, 'true'})}` resolves too. */
+function resolveVariables(text: string, context: VariableContext): string {
+  for (let previous = '', current = text, rounds = 0; ; rounds++) {
+    if (current === previous || rounds > 5) return current;
+    previous = current;
+    current = resolveInnermost(current, context);
+  }
+}
+
+function resolveInnermost(text: string, context: VariableContext): string {
   return text.replace(/\$\{([^{}]+)\}/g, (whole, expression: string) => {
     const [source, fallback] = splitFallback(expression);
     let value: unknown;
+    const toBool = /^strToBool\((.*)\)$/.exec(source);
+    if (toBool) return strToBool(toBool[1]!);
     if (source === 'self:service') value = context.service;
     else if (source === 'sls:stage' || source === 'self:provider.stage' || source.startsWith('opt:stage')) value = context.stage;
     else if (source.startsWith('self:custom.')) value = context.custom[source.slice('self:custom.'.length)];
@@ -92,6 +105,14 @@ function resolveVariables(text: string, context: { service: string; stage: strin
     if (value === undefined || value === '') value = fallback;
     return value === undefined ? '' : String(value);
   });
+}
+
+/** osls' strToBool: true/false/1/0 (any case); anything else fails, as packaging does. */
+function strToBool(input: string): string {
+  const value = input.trim().toLowerCase();
+  if (value === 'true' || value === '1') return 'true';
+  if (value === 'false' || value === '0') return 'false';
+  throw new Error(`serverless.yml: strToBool expects true, false, 1 or 0, got "${input}"`);
 }
 
 function splitFallback(expression: string): [string, string | undefined] {
@@ -173,7 +194,8 @@ export function readStackDefinition(options: { stage?: string; file?: string; en
       }
       if (event.schedule) {
         const schedule = typeof event.schedule === 'string' ? { rate: event.schedule } : event.schedule;
-        return { type: 'schedule', rate: String(schedule.rate), everyMs: rateToMs(String(schedule.rate)), input: schedule.input };
+        const enabled = schedule.enabled === undefined || text(schedule.enabled) !== 'false';
+        return { type: 'schedule', rate: String(schedule.rate), everyMs: rateToMs(String(schedule.rate)), input: schedule.input, enabled };
       }
       throw new Error(`function ${name}: unsupported event ${Object.keys(event).join(',')}`);
     });

@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { forgetSecrets, reloadConfig } from '../lib/config/index.ts';
+import { forgetSecrets, reloadConfig, sideSwitchOn } from '../lib/config/index.ts';
 import { resetClients } from '../lib/clients/registry.ts';
 import { resetSqsClient } from '../lib/queue/sqs.ts';
 import { resetDocumentClient } from '../lib/store/dynamo.ts';
@@ -145,25 +145,31 @@ export async function startStack(options: StackOptions = {}): Promise<RunningSta
       KLAR_COSTS_QUEUE_URL: queues.klarCosts.url,
       KLAR_BATCH_WINDOW_SECONDS: baseEnv.KLAR_BATCH_WINDOW_SECONDS ?? '5',
       WEBHOOK_SECRETS: baseEnv.WEBHOOK_SECRETS || LOCAL_DEFAULTS.webhookSecret,
-      // In the state file too: `orderbridge status` reports it.
+      // In the state file too: `orderbridge status` reports them.
       DRY_RUN: baseEnv.DRY_RUN || 'false',
+      KLAR_ENABLED: baseEnv.KLAR_ENABLED || 'true',
+      KOMFORTKASSE_ENABLED: baseEnv.KOMFORTKASSE_ENABLED || 'true',
     };
-    if (!baseEnv.KOMFORTKASSE_BASE_URL) {
+    // A side switched off gets no simulator and no credentials: nothing may need them.
+    // (A value the config refuses counts as on here; the handlers' cold start then names it.)
+    const komfortkasseOn = sideSwitchOn(env.KOMFORTKASSE_ENABLED) !== false;
+    const klarOn = sideSwitchOn(env.KLAR_ENABLED) !== false;
+    if (komfortkasseOn && !baseEnv.KOMFORTKASSE_BASE_URL) {
       const apiKey = baseEnv.KOMFORTKASSE_API_KEY || LOCAL_DEFAULTS.komfortkasseApiKey;
       simulators.komfortkasse = await startKomfortkasseSimulator({ apiKey });
       cleanups.push(() => simulators.komfortkasse?.close());
       env.KOMFORTKASSE_BASE_URL = simulators.komfortkasse.url;
       env.KOMFORTKASSE_API_KEY = apiKey;
-    } else if (!baseEnv.KOMFORTKASSE_API_KEY) {
+    } else if (komfortkasseOn && !baseEnv.KOMFORTKASSE_API_KEY) {
       env.KOMFORTKASSE_API_KEY = LOCAL_DEFAULTS.komfortkasseApiKey;
     }
-    if (!baseEnv.KLAR_BASE_URL) {
+    if (klarOn && !baseEnv.KLAR_BASE_URL) {
       const token = baseEnv.KLAR_API_TOKEN || LOCAL_DEFAULTS.klarApiToken;
       simulators.klar = await startKlarSimulator({ token, version: baseEnv.KLAR_API_VERSION || '06.2024' });
       cleanups.push(() => simulators.klar?.close());
       env.KLAR_BASE_URL = simulators.klar.url;
       env.KLAR_API_TOKEN = token;
-    } else if (!baseEnv.KLAR_API_TOKEN) {
+    } else if (klarOn && !baseEnv.KLAR_API_TOKEN) {
       env.KLAR_API_TOKEN = LOCAL_DEFAULTS.klarApiToken;
     }
     if (!baseEnv.VERSACOMMERCE_BASE_URL) {
@@ -196,6 +202,7 @@ export async function startStack(options: StackOptions = {}): Promise<RunningSta
 
     const eventSources: SqsEventSource[] = [];
     const schedules: Schedule[] = [];
+    const disabledSchedules = new Set<Schedule>();
     let httpRoute: { fn: FunctionDefinition; routes: { method: string; path: string }[] } | undefined;
     for (const fn of definition.functions) {
       for (const event of fn.events) {
@@ -216,7 +223,10 @@ export async function startStack(options: StackOptions = {}): Promise<RunningSta
             }),
           );
         } else if (event.type === 'schedule') {
-          schedules.push(new Schedule(fn.name, event.everyMs, handlerOf(fn.name), event.input, fn.timeoutSeconds, options.onInvocation));
+          const schedule = new Schedule(fn.name, event.everyMs, handlerOf(fn.name), event.input, fn.timeoutSeconds, options.onInvocation);
+          schedules.push(schedule);
+          // A disabled rule (the Klar poller with KLAR_ENABLED=false) never fires on its own.
+          if (!event.enabled) disabledSchedules.add(schedule);
         } else if (event.type === 'httpApi') {
           // One HTTP function is served; its routes decide the event's routeKey.
           httpRoute ??= { fn, routes: [] };
@@ -226,7 +236,7 @@ export async function startStack(options: StackOptions = {}): Promise<RunningSta
     }
     if (options.workers !== false) for (const source of eventSources) source.start();
     cleanups.push(() => Promise.all(eventSources.map((s) => s.stop())));
-    if (options.schedules !== false) for (const schedule of schedules) schedule.start();
+    if (options.schedules !== false) for (const schedule of schedules) if (!disabledSchedules.has(schedule)) schedule.start();
     cleanups.push(() => schedules.forEach((s) => s.stop()));
 
     if (!httpRoute) throw new Error('serverless.yml declares no httpApi function');

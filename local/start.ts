@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { parseEnv } from '../lib/config/env.ts';
+import { parseEnv, sideSwitchOn } from '../lib/config/env.ts';
 import { LOCAL_DEFAULTS, REPO_ROOT, startStack, type RunningStack } from './stack.ts';
 
 const HELP = `npm start [-- options]
@@ -72,8 +72,10 @@ function printSummary(stack: RunningStack, ms: number): void {
   line('DynamoDB Local', `${stack.dynamoDb.endpoint} (table ${stack.tableName})`);
   line('SQS emulator', stack.sqs.endpoint);
   for (const [alias, queue] of Object.entries(stack.queues)) line(`  queue ${alias}`, queue.name);
-  line('Komfortkasse', sim.komfortkasse ? `${sim.komfortkasse.url} (simulator)` : String(stack.env.KOMFORTKASSE_BASE_URL ?? process.env.KOMFORTKASSE_BASE_URL));
-  line('Klar', sim.klar ? `${sim.klar.url} (simulator)` : String(process.env.KLAR_BASE_URL));
+  const off = (variable: string) => `off (${variable}=${stack.env[variable]}): nothing is sent, no credentials needed`;
+  const isOff = (variable: string) => sideSwitchOn(stack.env[variable]) === false;
+  line('Komfortkasse', isOff('KOMFORTKASSE_ENABLED') ? off('KOMFORTKASSE_ENABLED') : sim.komfortkasse ? `${sim.komfortkasse.url} (simulator)` : String(stack.env.KOMFORTKASSE_BASE_URL ?? process.env.KOMFORTKASSE_BASE_URL));
+  line('Klar', isOff('KLAR_ENABLED') ? off('KLAR_ENABLED') : sim.klar ? `${sim.klar.url} (simulator)` : String(process.env.KLAR_BASE_URL));
   line('VersaCommerce', sim.versaCommerce ? `${sim.versaCommerce.url} (simulator)` : String(process.env.VERSACOMMERCE_BASE_URL));
   line('DRY_RUN', process.env.DRY_RUN === 'true' ? 'on — nothing is sent upstream' : 'off');
   console.log('  Try: npm run orderbridge -- --help   ·   Ctrl-C stops everything.');

@@ -6,6 +6,16 @@ const booleanFlag = z.pipe(
   z.transform((v: 'true' | 'false' | '1' | '0' | 'yes' | 'no' | '') => v === 'true' || v === '1' || v === 'yes'),
 );
 
+/**
+ * A side's switch (`KLAR_ENABLED`, `KOMFORTKASSE_ENABLED`): on unless set to `false` or `0`.
+ * Exactly the words osls' `strToBool` takes (serverless.yml resolves the same variable at
+ * package time to disable the Klar poller), so a value one accepts the other accepts too.
+ */
+const sideSwitch = z.pipe(
+  z._default(z.string().check(z.trim(), z.toLowerCase(), z.regex(/^(true|false|1|0)$/, 'must be true or false')), 'true'),
+  z.transform((v: string) => v === 'true' || v === '1'),
+);
+
 /** A trimmed string, absent when unset; what every optional variable starts as. */
 const trimmedOrAbsent = () => z.optional(z.string().check(z.trim()));
 const blankAsAbsent = () => z.transform((v: string | undefined) => (v === undefined || v === '' ? undefined : v));
@@ -64,6 +74,10 @@ export const envSchema = z.object({
   VERSACOMMERCE_API_PASSWORD: optionalString,
   VERSACOMMERCE_API_PASSWORD_PARAMETER: optionalString,
   DRY_RUN: booleanFlag,
+  /** false: Klar gets nothing (no costs forwarded, no poller), and no Klar token is needed */
+  KLAR_ENABLED: sideSwitch,
+  /** false: Komfortkasse gets nothing, and no Komfortkasse API key is needed */
+  KOMFORTKASSE_ENABLED: sideSwitch,
   HISTORY_TABLE_NAME: z._default(z.string().check(z.trim(), z.minLength(3)), 'orderbridge-local-history'),
   HISTORY_RETENTION_DAYS: coercedInt(1, 3650, 400),
   ORDERS_QUEUE_URL: optionalString,
@@ -128,6 +142,8 @@ export const envSources = {
   VERSACOMMERCE_API_PASSWORD: ssm,
   VERSACOMMERCE_API_PASSWORD_PARAMETER: stack,
   DRY_RUN: deploy,
+  KLAR_ENABLED: deploy,
+  KOMFORTKASSE_ENABLED: deploy,
   HISTORY_TABLE_NAME: stack,
   HISTORY_RETENTION_DAYS: deploy,
   ORDERS_QUEUE_URL: stack,
@@ -140,9 +156,31 @@ export const envSources = {
   DEFAULT_COUNTRY_CODE: deploy,
 } satisfies Record<keyof typeof envSchema.shape, EnvSource>;
 
+export const SIDE_SWITCHES = ['KOMFORTKASSE_ENABLED', 'KLAR_ENABLED'] as const;
+
+/**
+ * A switch's raw value (unset = on) as the functions read it, for code that looks at another
+ * process's environment (the local stack, the CLI); undefined for a value the config refuses.
+ */
+export function sideSwitchOn(value: string | undefined): boolean | undefined {
+  const parsed = sideSwitch.safeParse(value);
+  return parsed.success ? parsed.data : undefined;
+}
+
+/** With both sides off nothing would be synced at all: a mistake, never a mode. */
+export function bothSidesOff(env: Pick<Env, (typeof SIDE_SWITCHES)[number]>): boolean {
+  return !env.KLAR_ENABLED && !env.KOMFORTKASSE_ENABLED;
+}
+
 /** Validates the environment once; the error names every bad variable. */
 export function parseEnv(source: NodeJS.ProcessEnv = process.env): Env {
   const result = envSchema.safeParse(source);
+  if (result.success && bothSidesOff(result.data)) {
+    throw new ConfigError(
+      'Invalid configuration — KLAR_ENABLED and KOMFORTKASSE_ENABLED are both false: Orderbridge would sync nothing; switch at least one side on',
+      [...SIDE_SWITCHES],
+    );
+  }
   if (result.success) return result.data;
   const problems = result.error.issues.map((issue) => `${String(issue.path[0])}: ${issue.message}`);
   const variables = [...new Set(result.error.issues.map((issue) => String(issue.path[0])))];

@@ -60,6 +60,7 @@ interface Batch {
 
 export async function uploadKlarCosts(entries: KlarBatchEntry[], context: KlarContext): Promise<KlarBatchResult> {
   const result: KlarBatchResult = { failed: [], uploaded: 0, unchanged: 0, skipped: 0, needsAttention: 0, requests: 0 };
+  if (!config().KLAR_ENABLED) return notApplicable(entries, result, context);
   const byOrder = new Map<number, KlarBatchEntry[]>();
   for (const entry of entries) byOrder.set(entry.message.orderId, [...(byOrder.get(entry.message.orderId) ?? []), entry]);
   const latest = new Map<number, KlarCostMessage>();
@@ -74,6 +75,26 @@ export async function uploadKlarCosts(entries: KlarBatchEntry[], context: KlarCo
     failOrder: (orderId) => result.failed.push(...(byOrder.get(orderId) ?? []).map((e) => e.recordId)),
   };
   await round(batch, [...latest.keys()], 0);
+  return result;
+}
+
+export const KLAR_OFF_REASON = 'Klar is switched off (KLAR_ENABLED=false): not uploaded';
+
+/**
+ * Klar switched off, yet costs arrived (forwarded before the switch, or redriven): they do
+ * not apply. Each is recorded as an attempt and deleted from the queue; retrying them could
+ * only end in the DLQ, and a later `replay` after switching Klar on forwards the cost again.
+ */
+async function notApplicable(entries: KlarBatchEntry[], result: KlarBatchResult, context: KlarContext): Promise<KlarBatchResult> {
+  const at = new Date().toISOString();
+  await appendAttempts(
+    entries.map(({ message }) => ({
+      orderId: message.orderId,
+      attempt: { at, target: 'klar' as const, action: 'upload', outcome: 'not-applicable', error: KLAR_OFF_REASON, correlationId: message.correlationId },
+    })),
+  );
+  result.skipped = entries.length;
+  context.log.info('Klar is switched off: costs recorded as not applicable and dropped from the queue', { orders: entries.length });
   return result;
 }
 

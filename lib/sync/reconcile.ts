@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { listOrders, type FetchedOrder } from '../clients/versacommerce.ts';
+import { config } from '../config/index.ts';
 import { klarPlanSettings, komfortkasseMappingSettings } from '../config/mapping.ts';
 import { describeError } from '../domain/errors.ts';
 import { planKlarCost } from '../domain/klar-plan.ts';
@@ -125,8 +126,10 @@ async function pages(options: ReconcileOptions, summary: ReconcileSummary, corre
 async function check(fetched: FetchedOrder, record: OrderRecord | undefined, summary: ReconcileSummary, correlationId: string): Promise<void> {
   const { order, raw } = fetched;
   summary.checked++;
-  const verdict = komfortkasseVerdict(order, record);
-  const klarOk = klarInSync(order, record);
+  // A side switched off is never out of date: nothing is sent to it.
+  const { KOMFORTKASSE_ENABLED, KLAR_ENABLED } = config();
+  const verdict = KOMFORTKASSE_ENABLED ? komfortkasseVerdict(order, record) : 'in-sync';
+  const klarOk = !KLAR_ENABLED || klarInSync(order, record);
   if (verdict !== 'out-of-date' && klarOk) {
     if (verdict === 'needs-attention' || record?.klar.state === 'needs-attention') summary.needsAttention++;
     else if (verdict === 'skipped') summary.skippedByPaymentType++;

@@ -25,7 +25,7 @@ import { getOrderRecord } from '../store/order-record.ts';
  *   settle   outcome + attempt + needs-attention index in one DynamoDB request
  */
 
-export type KomfortkasseResult = 'submitted' | 'updated' | 'removed' | 'skipped' | 'unchanged' | 'stale' | 'needs-attention' | 'dry-run';
+export type KomfortkasseResult = 'submitted' | 'updated' | 'removed' | 'skipped' | 'unchanged' | 'stale' | 'needs-attention' | 'dry-run' | 'off';
 
 export interface SyncOrderResult {
   komfortkasse: KomfortkasseResult;
@@ -67,7 +67,9 @@ async function sync(message: OrderChangedMessage, context: SyncContext): Promise
   const orderCode = shop.kind === 'order' ? shop.order.code : (message.orderCode ?? record?.orderCode);
   if (orderCode && !message.orderCode) log.appendKeys({ orderCode });
 
-  const klarForwarded = shop.kind === 'order' ? await forwardKlarCost(shop.order, record, message, log) : false;
+  const klarForwarded = shop.kind === 'order' && config().KLAR_ENABLED ? await forwardKlarCost(shop.order, record, message, log) : false;
+  // Switched off: no plan, no lease, no call, nothing recorded (history shows the side `off`).
+  if (!config().KOMFORTKASSE_ENABLED) return { komfortkasse: 'off', klarForwarded };
 
   const input = {
     shop,
