@@ -1,5 +1,6 @@
 import { InvalidMessageError } from './errors.ts';
-import { desiredKomfortkasseState, isPaidInShop, payloadHash } from './komfortkasse-mapping.ts';
+import { desiredKomfortkasseState, payloadHash } from './komfortkasse-mapping.ts';
+import { isCanceledInShop, isPaidInShop, isSettledInShop } from './order-status.ts';
 import type { PaymentTypeMap } from './payment-types.ts';
 import { MAX_ERROR_LENGTH, type RecordedKomfortkasse } from './sync-state.ts';
 import { compareVersaCommerceDates, type VersaCommerceOrder } from './versacommerce.ts';
@@ -7,7 +8,7 @@ import { compareVersaCommerceDates, type VersaCommerceOrder } from './versacomme
 /** What closes the gap between the order and what Komfortkasse holds (per the record). */
 export type KomfortkassePlan =
   | { kind: 'none'; outcome: 'unchanged' | 'stale'; why: string }
-  /** not Komfortkasse's business (payment type): record it, no call */
+  /** not Komfortkasse's business (payment type, or settled before it got there): record it, no call */
   | { kind: 'skip'; reason: string }
   /** canceled or vanished before it ever reached Komfortkasse: remember it, no call */
   | { kind: 'forget'; reason: string }
@@ -41,6 +42,15 @@ export interface KomfortkassePlanInput {
 export const VANISHED_REASON = 'the order vanished from the shop (VersaCommerce answered 404)';
 
 /**
+ * Why a settled order is not submitted: Komfortkasse would mail payment instructions for an
+ * order the customer has already paid (seed 002: `closed` is "sent and paid").
+ */
+export function settledReason(order: Pick<VersaCommerceOrder, 'status' | 'payment_status'>): string {
+  const how = isPaidInShop(order) ? `payment_status ${String(order.payment_status).trim().toLowerCase()}` : 'status closed';
+  return `settled in the shop (${how}) before it reached Komfortkasse: not submitted`;
+}
+
+/**
  * Level-triggered and pure: the order's desired Komfortkasse state against the recorded
  * one. The worker plans once on a plain read (most deliveries end here with no write) and
  * again under the lease, and only the second plan is carried out.
@@ -48,6 +58,11 @@ export const VANISHED_REASON = 'the order vanished from the shop (VersaCommerce 
 export function planKomfortkasse(input: KomfortkassePlanInput): KomfortkassePlan {
   const { shop, recorded } = input;
   if (shop.kind === 'vanished') return planVanished(recorded);
+  // A deleted order cannot change: every snapshot predates the deletion, whatever its
+  // `updated_at`. Only the shop itself (a successful fetch) can show it exists again.
+  if (recorded?.vanishedAt && !input.authoritative) {
+    return { kind: 'none', outcome: 'stale', why: 'the order was deleted in the shop; only a fetch from the shop brings it back' };
+  }
   if (shop.kind === 'unusable') return planInvalid(shop.error, input);
   const order = shop.order;
 
@@ -56,12 +71,14 @@ export function planKomfortkasse(input: KomfortkassePlanInput): KomfortkassePlan
     return { kind: 'none', outcome: 'stale', why: 'a newer snapshot was already applied' };
   }
 
+  // Settled before Komfortkasse may hold it: never submitted (mapping problems do not matter then).
+  const settledFirst = !isCanceledInShop(order) && isSettledInShop(order) && !mayExistUpstream(recorded);
   let desired;
   try {
     desired = desiredKomfortkasseState(order, { ...input.mapping, firstSubmission: false });
   } catch (error) {
     if (!(error instanceof InvalidMessageError)) throw error;
-    return planInvalid(error.message, input);
+    return settledFirst ? planSettled(order, recorded) : planInvalid(error.message, input);
   }
 
   if (desired.action === 'skip') {
@@ -78,9 +95,12 @@ export function planKomfortkasse(input: KomfortkassePlanInput): KomfortkassePlan
     return mayExistUpstream(recorded) ? { kind: 'remove' } : { kind: 'forget', reason: 'canceled before it reached Komfortkasse' };
   }
 
+  if (settledFirst) return planSettled(order, recorded);
+
   const hash = payloadHash(desired.payload);
-  // Paid in the shop: Komfortkasse stops reminding. Back to unpaid: tell it once.
-  const remindersStopped = isPaidInShop(order);
+  // Settled in the shop (paid, or closed = "sent and paid"): Komfortkasse stops reminding.
+  // Back to unpaid: tell it once.
+  const remindersStopped = isSettledInShop(order);
   const stoppedBefore = recorded?.remindersStopped === true;
   const stopReminder = remindersStopped ? true : stoppedBefore ? false : undefined;
   if (recorded?.state === 'submitted' && recorded.payloadHash === hash && stoppedBefore === remindersStopped) {
@@ -96,6 +116,14 @@ export function planKomfortkasse(input: KomfortkassePlanInput): KomfortkassePlan
   return { kind: 'submit', hash, ...(stopReminder === undefined ? {} : { stopReminder }), remindersStopped };
 }
 
+/** Settled before Komfortkasse may hold it: recorded as skipped with the reason, no call. */
+function planSettled(order: VersaCommerceOrder, recorded: RecordedKomfortkasse | undefined): KomfortkassePlan {
+  const reason = settledReason(order);
+  if (recorded?.state === 'removed') return { kind: 'none', outcome: 'unchanged', why: 'removed, and settled in the shop: nothing to remind' };
+  if (recorded?.state === 'skipped' && recorded.error === reason) return { kind: 'none', outcome: 'unchanged', why: 'already skipped as settled' };
+  return { kind: 'skip', reason };
+}
+
 /** Parked with the reason, unless it already is for the same one (an operator retries anyway). */
 function planInvalid(error: string, { recorded, operator }: KomfortkassePlanInput): KomfortkassePlan {
   if (recorded?.state === 'needs-attention' && recorded.error === error.slice(0, MAX_ERROR_LENGTH) && !operator) {
@@ -106,7 +134,10 @@ function planInvalid(error: string, { recorded, operator }: KomfortkassePlanInpu
 
 /** The shop no longer has the order: remove it where Komfortkasse may hold it (seed 001). */
 function planVanished(recorded: RecordedKomfortkasse | undefined): KomfortkassePlan {
-  if (recorded?.state === 'removed') return { kind: 'none', outcome: 'unchanged', why: 'already removed' };
+  // Removed before (canceled) but not yet known as deleted: record that, so no snapshot revives it.
+  if (recorded?.state === 'removed') {
+    return recorded.vanishedAt ? { kind: 'none', outcome: 'unchanged', why: 'already removed' } : { kind: 'forget', reason: VANISHED_REASON };
+  }
   return mayExistUpstream(recorded) ? { kind: 'remove', reason: VANISHED_REASON } : { kind: 'forget', reason: VANISHED_REASON };
 }
 

@@ -19,3 +19,17 @@ const PAID_STATUSES = new Set(['paid', 'captured', 'overpaid']);
 export function isPaidInShop(order: { payment_status?: string | null }): boolean {
   return PAID_STATUSES.has((order.payment_status ?? '').trim().toLowerCase());
 }
+
+/** Seed 002: `closed` is "sent and paid" — the order is finished and its money has arrived. */
+export function isClosedInShop(order: { status: string }): boolean {
+  return order.status.trim().toLowerCase() === 'closed';
+}
+
+/**
+ * Settled in the shop: paid (`paid`, `captured`, `overpaid`) or `closed`. Komfortkasse has
+ * nothing to remind about: a settled order is never submitted for the first time, and one
+ * it already holds gets `stopReminder: true`.
+ */
+export function isSettledInShop(order: { status: string; payment_status?: string | null }): boolean {
+  return isPaidInShop(order) || isClosedInShop(order);
+}

@@ -27,6 +27,15 @@ export const recordedKomfortkasseSchema = z.object({
   firstAttemptedAt: z.optional(z.string()),
   /** what Komfortkasse was last told about reminders (`stopReminder`); absent = never sent */
   remindersStopped: z.optional(z.boolean()),
+  /**
+   * When the shop answered 404 for the order (deleted). A deleted order cannot change, so
+   * no snapshot brings it back, whatever its `updated_at`; only a successful fetch clears it.
+   */
+  vanishedAt: z.optional(z.string()),
+  /** Komfortkasse's own reference for the order (its last 200 answer): what a customer quotes */
+  referenceNumber: z.optional(z.string()),
+  /** Komfortkasse's payment status of the order (its last 200 answer), e.g. UNPAID, PAID, DISAPPEARED */
+  paymentStatus: z.optional(z.string()),
   leaseToken: z.optional(z.string()),
   leaseUntil: z.optional(z.number()),
 });

@@ -14,7 +14,7 @@ export const historyJsonSchema = z.object({
   orderId: orderRecordSchema.shape.orderId,
   orderCode: orderRecordSchema.shape.orderCode,
   // (zod/mini schemas, bundled into the functions: picked with zod/mini's `pick`)
-  komfortkasse: mini.pick(orderRecordSchema.shape.komfortkasse, { state: true, payloadHash: true, error: true }),
+  komfortkasse: mini.pick(orderRecordSchema.shape.komfortkasse, { state: true, payloadHash: true, error: true, referenceNumber: true, paymentStatus: true }),
   klar: mini.pick(orderRecordSchema.shape.klar, { state: true, transactionCosts: true, error: true }),
   attempts: z.array(
     mini.pick(attemptSchema, { at: true, target: true, action: true, outcome: true, httpStatus: true, latencyMs: true, error: true, request: true }),
@@ -66,7 +66,15 @@ export function renderHistory(history: OrderHistory): string {
   const klar = record.klar;
   const lines: string[] = [];
   lines.push(`Order ${record.orderCode ?? '(code unknown)'} (id ${record.orderId})${record.updatedAt ? `, last change ${record.updatedAt}` : ''}`);
-  const kkDetails = [kk.payloadHash ? `payload ${kk.payloadHash.slice(0, 12)}…` : undefined, kk.error].filter(Boolean).join(' · ');
+  const kkDetails = [
+    // the reference a customer quotes on the phone, and Komfortkasse's own payment status
+    kk.referenceNumber ? `reference ${kk.referenceNumber}` : undefined,
+    kk.paymentStatus ? `payment ${kk.paymentStatus}` : undefined,
+    kk.payloadHash ? `payload ${kk.payloadHash.slice(0, 12)}…` : undefined,
+    kk.error,
+  ]
+    .filter(Boolean)
+    .join(' · ');
   const klarCosts = klar.transactionCosts !== undefined ? `transaction costs ${klar.transactionCosts.toFixed(2)}${klar.currency ? ` ${klar.currency}` : ''}` : undefined;
   const klarDetails = [klarCosts, klar.uploadedAt ? `uploaded ${klar.uploadedAt}` : undefined, klar.error].filter(Boolean).join(' · ');
   for (const [side, state, details] of [

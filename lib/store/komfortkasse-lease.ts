@@ -77,6 +77,11 @@ export interface KomfortkasseOutcome {
   remindersStopped?: boolean;
   /** the call surely did not create the order (or none was made), so forget the attempt mark */
   clearFirstAttempt?: boolean;
+  /** true: the shop answered 404 (mark it deleted); false: the shop just gave the order (clear the mark); absent: unchanged */
+  vanished?: boolean;
+  /** from Komfortkasse's 200 answer; absent = unchanged */
+  referenceNumber?: string;
+  paymentStatus?: string;
 }
 
 export interface KomfortkasseSettlement {
@@ -163,6 +168,16 @@ function settleRequest({ orderId, orderCode, claim, outcome, attempts, now = new
     values[':stopped'] = outcome.remindersStopped;
   }
   if (outcome.clearFirstAttempt) removes.push('kkFirstAttemptedAt');
+  if (outcome.vanished === true) sets.push('kkVanishedAt = if_not_exists(kkVanishedAt, :now)');
+  if (outcome.vanished === false) removes.push('kkVanishedAt');
+  if (outcome.referenceNumber !== undefined) {
+    sets.push('kkReferenceNumber = :ref');
+    values[':ref'] = outcome.referenceNumber;
+  }
+  if (outcome.paymentStatus !== undefined) {
+    sets.push('kkPaymentStatus = :kkPaymentStatus');
+    values[':kkPaymentStatus'] = outcome.paymentStatus;
+  }
   let condition = 'kkLeaseToken = :token';
   // Writing personal data (an upstream message, a request body) only while not forgotten.
   const personal = Boolean(error) || attempts.some((a) => a.error !== undefined || a.request !== undefined);

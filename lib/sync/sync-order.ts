@@ -7,6 +7,7 @@ import { InvalidMessageError, OrderVanishedError, UpstreamAuthError, UpstreamErr
 import { needsKlarWorker, planKlarCost } from '../domain/klar-plan.ts';
 import { toKomfortkasseOrder } from '../domain/komfortkasse-mapping.ts';
 import { isNewer, planKomfortkasse, type KomfortkassePlan, type ShopOrder } from '../domain/komfortkasse-plan.ts';
+import type { KomfortkasseOrderResponse } from '../domain/komfortkasse.ts';
 import { klarCostMessageFor, type OrderChangedMessage } from '../domain/messages.ts';
 import type { Attempt, OrderRecord } from '../domain/sync-state.ts';
 import { versaCommerceOrderSchema, type VersaCommerceOrder } from '../domain/versacommerce.ts';
@@ -218,7 +219,14 @@ async function submit(run: Run, order: VersaCommerceOrder, plan: Extract<Komfort
   const success = attempt(run, { at, target: 'komfortkasse', action, outcome: resend ? 'success-resend' : 'success', httpStatus: result.status, latencyMs: result.latencyMs });
   await settle(
     run,
-    { state: 'submitted', payloadHash: plan.hash, submitted: true, remindersStopped: plan.remindersStopped, sourceUpdatedAt: order.updated_at ?? undefined },
+    {
+      state: 'submitted',
+      payloadHash: plan.hash,
+      submitted: true,
+      remindersStopped: plan.remindersStopped,
+      sourceUpdatedAt: order.updated_at ?? undefined,
+      ...komfortkasseAnswer(result.body),
+    },
     [success],
   );
   const outcome = action === 'update' ? 'updated' : 'submitted';
@@ -258,7 +266,7 @@ async function remove(run: Run, reason: string | undefined, sourceUpdatedAt: str
     httpStatus: result.status,
     latencyMs: result.latencyMs,
   });
-  await settle(run, { state: 'removed', sourceUpdatedAt, error: reason }, [removed]);
+  await settle(run, { state: 'removed', sourceUpdatedAt, error: reason, ...komfortkasseAnswer(result.body.order) }, [removed]);
   return done(run, 'removed', 'removed from Komfortkasse', { httpStatus: result.status, alreadyGone: result.body.alreadyGone, reason });
 }
 
@@ -274,10 +282,29 @@ async function advanceSource(orderId: number, shop: ShopOrder, record: OrderReco
   await advanceKomfortkasseSource(orderId, { from: record.komfortkasse.sourceUpdatedAt, to: updatedAt });
 }
 
-/** Marked released only once it worked: a failed settle still gives the lease back (sync's catch). */
+/**
+ * Marked released only once it worked: a failed settle still gives the lease back (sync's catch).
+ * Every settle also records what the shop said of the order's existence: a 404 marks it
+ * deleted, an order fetched from the shop clears that mark.
+ */
 async function settle(run: Run, outcome: KomfortkasseOutcome, attempts: Attempt[]): Promise<void> {
-  await settleKomfortkasse({ orderId: run.message.orderId, orderCode: run.orderCode, claim: run.claim, outcome, attempts });
+  const vanished = run.shop.kind === 'vanished' ? true : run.shop.kind === 'order' && !run.message.order ? false : undefined;
+  await settleKomfortkasse({
+    orderId: run.message.orderId,
+    orderCode: run.orderCode,
+    claim: run.claim,
+    outcome: { ...outcome, ...(vanished === undefined ? {} : { vanished }) },
+    attempts,
+  });
   run.released = true;
+}
+
+/** What Komfortkasse's 200 answer says of the order, kept in its record (history shows it). */
+function komfortkasseAnswer(body: KomfortkasseOrderResponse | undefined): Pick<KomfortkasseOutcome, 'referenceNumber' | 'paymentStatus'> {
+  return {
+    ...(body?.referenceNumber ? { referenceNumber: body.referenceNumber } : {}),
+    ...(body?.paymentStatus ? { paymentStatus: body.paymentStatus } : {}),
+  };
 }
 
 async function release(run: Run, options: { clearFirstAttempt: boolean; attempt?: Attempt }): Promise<void> {

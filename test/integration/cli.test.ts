@@ -64,7 +64,12 @@ describe('orderbridge CLI against the local stack', () => {
       // assess
       expect(Object.keys(json)).toEqual(['orderId', 'orderCode', 'komfortkasse', 'klar', 'attempts']);
       expect(json).toMatchObject({ orderId: order.id, orderCode: order.code });
-      expect(json.komfortkasse).toEqual({ state: 'submitted', payloadHash: expect.stringMatching(/^[0-9a-f]{64}$/) });
+      expect(json.komfortkasse).toEqual({
+        state: 'submitted',
+        payloadHash: expect.stringMatching(/^[0-9a-f]{64}$/),
+        referenceNumber: stack.simulators.komfortkasse!.orders.get(order.code)!.referenceNumber,
+        paymentStatus: 'UNPAID',
+      });
       expect(json.klar).toEqual({ state: 'uploaded', transactionCosts: 0 }); // invoice: fee 0, still uploaded
       const allowed = ['at', 'target', 'action', 'outcome', 'httpStatus', 'latencyMs', 'error'];
       for (const attempt of json.attempts) expect(allowed).toEqual(expect.arrayContaining(Object.keys(attempt)));
@@ -87,7 +92,7 @@ describe('orderbridge CLI against the local stack', () => {
       // assess
       expect(byCode.code).toBe(0);
       expect(byCode.stdout).toContain(`Order ${order.code} (id ${order.id})`);
-      expect(byCode.stdout).toMatch(/Komfortkasse\s+submitted\s+payload [0-9a-f]{12}…/);
+      expect(byCode.stdout).toMatch(/Komfortkasse\s+submitted\s+reference K\d+ · payment UNPAID · payload [0-9a-f]{12}…/);
       expect(byCode.stdout).toMatch(/Klar\s+uploaded\s+transaction costs 2\.00 EUR/); // COD: fixed 2.00
       expect(byCode.stdout).toMatch(/Attempts \(2\):\n\s+AT\s+TARGET\s+ACTION\s+OUTCOME\s+HTTP\s+MS\s+ERROR/);
       expect(byCode.stdout).toMatch(/komfortkasse\s+submit\s+success\s+200/);

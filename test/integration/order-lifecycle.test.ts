@@ -6,7 +6,7 @@ import type { InvocationLog } from '../../local/runtime.ts';
 import type { RunningStack } from '../../local/stack.ts';
 import { buildVersaCommerceOrder } from '../factories/orders.ts';
 import { buildNotificationEnvelope } from '../factories/webhooks.ts';
-import { bootStack, drained, postWebhook, queueDepth, waitFor } from './harness.ts';
+import { bootStack, cliFor, drained, postWebhook, queueDepth, waitFor } from './harness.ts';
 
 // Every state an order can take in the shop, through the whole local stack: webhook →
 // ingest → orders.fifo → sync-order → Komfortkasse (and klar-costs → Klar), with the
@@ -14,11 +14,22 @@ import { bootStack, drained, postWebhook, queueDepth, waitFor } from './harness.
 describe('the order lifecycle through the local stack', () => {
   let stack: RunningStack;
   const invocations: InvocationLog[] = [];
+  let cli: Awaited<ReturnType<typeof cliFor>>['cli'];
+  let cleanup = () => {};
 
   beforeAll(async () => {
     stack = await bootStack({ onInvocation: (log) => invocations.push(log) });
+    ({ cli, cleanup } = await cliFor(stack));
   });
-  afterAll(async () => stack?.stop());
+  afterAll(async () => {
+    await stack?.stop();
+    cleanup();
+  });
+  const historyJson = async (ref: string) => {
+    const result = await cli('history', ref, '--json');
+    expect(result.code).toBe(0);
+    return JSON.parse(result.stdout);
+  };
   afterEach(() => {
     stack.simulators.komfortkasse!.clearFaults();
     stack.simulators.klar!.clearFaults();
@@ -145,9 +156,119 @@ describe('the order lifecycle through the local stack', () => {
     });
 
     it.each(['captured', 'overpaid'])('treats payment_status %s as paid', async (paymentStatus) => {
-      const order = freshOrder({ payment_status: paymentStatus });
+      // prepare
+      const order = freshOrder({ payment_status: 'not_paid' });
       await deliver(order);
-      expect(submitsOf(order.code)[0]!.body).toMatchObject({ stopReminder: true });
+      // act
+      await deliver({ ...order, payment_status: paymentStatus });
+      // assess
+      expect(submitsOf(order.code)[1]!.body).toMatchObject({ stopReminder: true });
+    });
+
+    it('treats a submitted order that the shop closes ("sent and paid") as paid', async () => {
+      // prepare
+      const order = freshOrder({ payment_status: 'not_paid' });
+      await deliver(order);
+      // act
+      await deliver({ ...order, status: 'closed' });
+      // assess
+      const submits = submitsOf(order.code);
+      expect(submits).toHaveLength(2);
+      expect(submits[1]!.body).toMatchObject({ stopReminder: true, statusDescription: 'closed' });
+      expect(removesOf(order.code)).toHaveLength(0);
+      expect(kk().orders.get(order.code)?.remindersStopped).toBe(true);
+    });
+  });
+
+  describe('settled before first sight', () => {
+    it.each([
+      ['paid', { payment_status: 'paid' }, 'payment_status paid'],
+      ['closed ("sent and paid")', { status: 'closed' }, 'status closed'],
+    ])('never submits an order first seen %s: recorded skipped with the reason, no Komfortkasse call', async (_, overrides, why) => {
+      // prepare: the shop has it (a notification) and a snapshot of it arrives too
+      const order = freshOrder(overrides);
+      shop().addOrder(order);
+      // act
+      await notify(`create order: ${order.id}`);
+      await deliver({ ...order, note: 'the same order as a snapshot' });
+      // assess
+      expect(kk().requests.filter((r) => r.path.includes(order.code))).toEqual([]);
+      const history = await historyJson(order.code);
+      expect(history.komfortkasse).toEqual({ state: 'skipped', error: expect.stringContaining(`settled in the shop (${why})`) });
+      expect((await needsAttention()).some((e) => e.orderId === order.id)).toBe(false);
+      // …and Klar still gets its cost
+      await waitFor(() => stack.simulators.klar!.costs.get(String(order.id)), 'the cost to reach Klar');
+    });
+
+    it('submits a settled-first order once it is unpaid again (a bounced payment), as a first submission', async () => {
+      // prepare
+      const order = freshOrder({ payment_status: 'paid' });
+      await deliver(order);
+      // act
+      await deliver({ ...order, payment_status: 'not_paid' });
+      // assess
+      expect(submitsOf(order.code)).toHaveLength(1);
+      expect(submitsOf(order.code)[0]!.body).not.toHaveProperty('stopReminder');
+      expect((await historyJson(order.code)).komfortkasse.state).toBe('submitted');
+    });
+  });
+
+  describe('deleted stays deleted', () => {
+    it('lets no late snapshot bring back a removed deleted order, whatever its updated_at; a fetch from the shop can', async () => {
+      // prepare: submitted, then deleted in the shop and removed from Komfortkasse
+      const order = freshOrder({ updated_at: '2024-05-01T10:00:00+02:00' });
+      shop().addOrder(order);
+      await notify(`create order: ${order.id}`);
+      shop().removeOrder(order.id);
+      await notify(`delete order: ${order.id}`);
+      expect(removesOf(order.code)).toHaveLength(1);
+      // act: a late retry of an older webhook whose updated_at is newer than the first one
+      await deliver({ ...order, updated_at: '2024-05-01T11:00:00+02:00', note: 'a late retry' });
+      await deliver({ ...order, updated_at: '2030-01-01T00:00:00+01:00', payment_status: 'paid' });
+      // assess: nothing reached Komfortkasse again, the order stays removed there
+      expect(submitsOf(order.code)).toHaveLength(1);
+      expect(removesOf(order.code)).toHaveLength(1);
+      expect(kk().orders.get(order.code)).toMatchObject({ removed: true, paymentStatus: 'DISAPPEARED' });
+      expect((await getOrderRecord(order.id))?.komfortkasse).toMatchObject({ state: 'removed', vanishedAt: expect.any(String) });
+      // act: the shop gives the order again (a fetch succeeds)
+      shop().addOrder({ ...order, updated_at: '2024-05-01T12:00:00+02:00' });
+      await notify(`update order: ${order.id}`);
+      // assess
+      expect(submitsOf(order.code)).toHaveLength(2);
+      const record = await getOrderRecord(order.id);
+      expect(record?.komfortkasse.state).toBe('submitted');
+      expect(record?.komfortkasse.vanishedAt).toBeUndefined();
+    });
+
+    it('lets no snapshot submit an order that vanished before it ever reached Komfortkasse', async () => {
+      // prepare: the shop answers 404 for an order Orderbridge never saw
+      const order = freshOrder({ updated_at: '2024-05-01T10:00:00+02:00' });
+      await notify(`delete order: ${order.id}`);
+      // act: a snapshot sent before the deletion arrives late
+      await deliver(order);
+      // assess
+      expect(kk().requests.filter((r) => r.path.includes(order.code))).toEqual([]);
+      expect((await getOrderRecord(order.id))?.komfortkasse).toMatchObject({ state: 'removed', everSubmitted: false, vanishedAt: expect.any(String) });
+    });
+  });
+
+  describe("Komfortkasse's answer", () => {
+    it('keeps the reference number and payment status of each 200; history shows them', async () => {
+      // prepare
+      const order = freshOrder();
+      // act
+      await deliver(order);
+      // assess: as Komfortkasse answered
+      const held = kk().orders.get(order.code)!;
+      expect(held.referenceNumber).toMatch(/^K\d+$/);
+      expect((await historyJson(order.code)).komfortkasse).toMatchObject({ state: 'submitted', referenceNumber: held.referenceNumber, paymentStatus: 'UNPAID' });
+      const text = await cli('history', order.code);
+      expect(text.stdout).toContain(`reference ${held.referenceNumber}`);
+      expect(text.stdout).toContain('payment UNPAID');
+      // act: canceled; the remove's answer says DISAPPEARED
+      await deliver({ ...order, status: 'canceled' });
+      // assess
+      expect((await historyJson(order.code)).komfortkasse).toMatchObject({ state: 'removed', referenceNumber: held.referenceNumber, paymentStatus: 'DISAPPEARED' });
     });
   });
 

@@ -3,6 +3,7 @@ import { payloadHash, toKomfortkasseOrder } from '../../lib/domain/komfortkasse-
 import {
   VANISHED_REASON,
   isNewer,
+  settledReason,
   mayExistUpstream,
   planKomfortkasse,
   type KomfortkassePlan,
@@ -16,6 +17,7 @@ import { buildVersaCommerceAddress } from '../factories/orders.ts';
 import { buildParsedOrder, buildRecordedKomfortkasse } from '../factories/sync-state.ts';
 
 const EARLY = '2024-05-01T10:00:00+02:00';
+const DELETED_AT = '2024-05-01T11:00:00.000Z';
 const LATE = '2024-05-01T12:00:00+02:00';
 const MAPPING = { paymentTypes: DEFAULT_PAYMENT_TYPE_MAP };
 
@@ -60,7 +62,8 @@ describe('planKomfortkasse', () => {
     ['vanished, never submitted → forget', { shop: { kind: 'vanished' }, recorded: buildRecordedKomfortkasse({ state: 'skipped' }) }, { kind: 'forget', reason: VANISHED_REASON }],
     ['vanished, submitted → remove with the vanished reason', { shop: { kind: 'vanished' }, recorded: submitted() }, { kind: 'remove', reason: VANISHED_REASON }],
     ['vanished, an attempt of unknown fate → remove', { shop: { kind: 'vanished' }, recorded: buildRecordedKomfortkasse({ firstAttemptedAt: '2024-05-01T08:00:00.000Z' }) }, { kind: 'remove', reason: VANISHED_REASON }],
-    ['vanished, already removed → none', { shop: { kind: 'vanished' }, recorded: submitted({ state: 'removed' }) }, (plan) => expect(plan).toMatchObject({ kind: 'none', outcome: 'unchanged' })],
+    ['vanished, already removed as deleted → none', { shop: { kind: 'vanished' }, recorded: submitted({ state: 'removed', vanishedAt: DELETED_AT }) }, (plan) => expect(plan).toMatchObject({ kind: 'none', outcome: 'unchanged' })],
+    ['vanished, removed as canceled before → forget (records the deletion, no call)', { shop: { kind: 'vanished' }, recorded: submitted({ state: 'removed' }) }, { kind: 'forget', reason: VANISHED_REASON }],
 
     // payment types Komfortkasse does not handle
     ['skip type, first time → skip', { shop: of(order({ payment_type: 'paypal' })) }, { kind: 'skip', reason: 'payment type "paypal" is not sent to Komfortkasse' }],
@@ -87,7 +90,9 @@ describe('planKomfortkasse', () => {
 
     // reminders
     ['paid → submit with stopReminder true', { shop: of(order({ payment_status: 'paid' })), recorded: submitted() }, { kind: 'submit', hash: PAID_HASH, stopReminder: true, remindersStopped: true }],
-    ['captured, first submission → submit with stopReminder true', { shop: of(order({ payment_status: 'captured' })) }, { kind: 'submit', hash: hashOf(order({ payment_status: 'captured' })), stopReminder: true, remindersStopped: true }],
+    ['captured, already submitted → submit with stopReminder true', { shop: of(order({ payment_status: 'captured' })), recorded: submitted() }, { kind: 'submit', hash: hashOf(order({ payment_status: 'captured' })), stopReminder: true, remindersStopped: true }],
+    ['closed, already submitted → closed counts as paid: stopReminder true', { shop: of(order({ status: 'closed' })), recorded: submitted() }, { kind: 'submit', hash: hashOf(order({ status: 'closed' })), stopReminder: true, remindersStopped: true }],
+    ['closed, an attempt of unknown fate → submit with stopReminder true', { shop: of(order({ status: 'closed' })), recorded: buildRecordedKomfortkasse({ firstAttemptedAt: '2024-05-01T08:00:00.000Z' }) }, { kind: 'submit', hash: hashOf(order({ status: 'closed' })), stopReminder: true, remindersStopped: true }],
     ['paid again, same content → unchanged', { shop: of(order({ payment_status: 'paid' })), recorded: submitted({ payloadHash: PAID_HASH, remindersStopped: true }) }, (plan) => expect(plan).toMatchObject({ kind: 'none', outcome: 'unchanged' })],
     ['back to not_paid after stopped → stopReminder false, once', { shop: of(order()), recorded: submitted({ remindersStopped: true }) }, { kind: 'submit', hash: HASH, stopReminder: false, remindersStopped: false }],
     ['not paid, told so before → unchanged', { shop: of(order()), recorded: submitted({ remindersStopped: false }) }, (plan) => expect(plan).toMatchObject({ kind: 'none', outcome: 'unchanged' })],
@@ -103,7 +108,33 @@ describe('planKomfortkasse', () => {
     ['needs-attention, same hash → unchanged', { shop: of(order()), recorded: submitted({ state: 'needs-attention', error: 'Komfortkasse 400: Invalid request' }) }, { kind: 'none', outcome: 'unchanged', why: 'Komfortkasse rejected this content before' }],
     ['needs-attention, same hash, operator → submit', { shop: of(order()), recorded: submitted({ state: 'needs-attention' }), operator: true }, { kind: 'submit', hash: HASH, remindersStopped: false }],
     ['needs-attention, same hash, but paid since → submit with stopReminder', { shop: of(order({ payment_status: 'paid' })), recorded: submitted({ state: 'needs-attention' }) }, { kind: 'submit', hash: HASH, stopReminder: true, remindersStopped: true }],
-    ['needs-attention, changed content → submit', { shop: of(order({ status: 'closed' })), recorded: submitted({ state: 'needs-attention' }) }, { kind: 'submit', hash: hashOf(order({ status: 'closed' })), remindersStopped: false }],
+    ['needs-attention, changed content → submit', { shop: of(order({ status: 'in_progress' })), recorded: submitted({ state: 'needs-attention' }) }, { kind: 'submit', hash: hashOf(order({ status: 'in_progress' })), remindersStopped: false }],
+
+    // settled before first sight: Komfortkasse would mail payment instructions for a paid order
+    ...(['paid', 'captured', 'overpaid', ' Paid '] as const).map((paymentStatus): [string, Row, KomfortkassePlan] => [
+      `payment_status ${JSON.stringify(paymentStatus)}, first seen → skip`,
+      { shop: of(order({ payment_status: paymentStatus })) },
+      { kind: 'skip', reason: `settled in the shop (payment_status ${paymentStatus.trim().toLowerCase()}) before it reached Komfortkasse: not submitted` },
+    ]),
+    ['closed, first seen → skip', { shop: of(order({ status: 'closed' })) }, { kind: 'skip', reason: 'settled in the shop (status closed) before it reached Komfortkasse: not submitted' }],
+    ['closed and paid, first seen → skip, the payment named', { shop: of(order({ status: 'closed', payment_status: 'paid' })) }, { kind: 'skip', reason: 'settled in the shop (payment_status paid) before it reached Komfortkasse: not submitted' }],
+    ['paid, pending after a failure that proved nothing was sent → skip', { shop: of(order({ payment_status: 'paid' })), recorded: buildRecordedKomfortkasse() }, (plan) => expect(plan).toMatchObject({ kind: 'skip' })],
+    ['paid, parked (never submitted) → skip, which unparks it', { shop: of(order({ payment_status: 'paid' })), recorded: buildRecordedKomfortkasse({ state: 'needs-attention', error: 'E1' }) }, (plan) => expect(plan).toMatchObject({ kind: 'skip' })],
+    ['paid, already skipped as settled → none', { shop: of(order({ payment_status: 'paid' })), recorded: buildRecordedKomfortkasse({ state: 'skipped', error: settledReason(order({ payment_status: 'paid' })) }) }, { kind: 'none', outcome: 'unchanged', why: 'already skipped as settled' }],
+    ['closed, skipped before as paid → skip with the new reason', { shop: of(order({ status: 'closed' })), recorded: buildRecordedKomfortkasse({ state: 'skipped', error: settledReason(order({ payment_status: 'paid' })) }) }, (plan) => expect(plan).toMatchObject({ kind: 'skip', reason: expect.stringContaining('status closed') })],
+    ['skipped as paid, back to not_paid → first submission', { shop: of(order()), recorded: buildRecordedKomfortkasse({ state: 'skipped', error: settledReason(order({ payment_status: 'paid' })) }) }, { kind: 'submit', hash: HASH, remindersStopped: false }],
+    ['paid, canceled before it reached Komfortkasse (removed) → none', { shop: of(order({ payment_status: 'paid', updated_at: LATE })), recorded: buildRecordedKomfortkasse({ state: 'removed', sourceUpdatedAt: EARLY }) }, (plan) => expect(plan).toMatchObject({ kind: 'none' })],
+    ['paid with a skipped payment type → skip for the payment type', { shop: of(order({ payment_status: 'captured', payment_type: 'paypal' })) }, { kind: 'skip', reason: 'payment type "paypal" is not sent to Komfortkasse' }],
+    ['paid with an unknown payment type → skip as settled, not needs-attention', { shop: of(order({ payment_status: 'paid', payment_type: 'rechnung' })) }, (plan) => expect(plan).toMatchObject({ kind: 'skip', reason: expect.stringContaining('settled') })],
+    ['closed, no country anywhere → skip as settled, not needs-attention', { shop: of(noCountry({ status: 'closed' })) }, (plan) => expect(plan).toMatchObject({ kind: 'skip', reason: expect.stringContaining('settled') })],
+    ['paid and canceled, first seen → forget (canceled wins)', { shop: of(order({ status: 'canceled', payment_status: 'paid' })) }, { kind: 'forget', reason: 'canceled before it reached Komfortkasse' }],
+
+    // deleted stays deleted: a deleted order cannot change, so every snapshot predates it
+    ['deleted, a late snapshot with a newer updated_at → stale', { shop: of(order({ updated_at: LATE })), recorded: submitted({ state: 'removed', sourceUpdatedAt: EARLY, vanishedAt: DELETED_AT }) }, { kind: 'none', outcome: 'stale', why: 'the order was deleted in the shop; only a fetch from the shop brings it back' }],
+    ['deleted before it was ever submitted, a newer snapshot → stale', { shop: of(order({ updated_at: LATE })), recorded: buildRecordedKomfortkasse({ state: 'removed', vanishedAt: DELETED_AT }) }, (plan) => expect(plan).toMatchObject({ kind: 'none', outcome: 'stale' })],
+    ['deleted, a replayed snapshot (operator) → stale all the same', { shop: of(order({ updated_at: LATE })), recorded: submitted({ state: 'removed', vanishedAt: DELETED_AT }), operator: true }, (plan) => expect(plan).toMatchObject({ kind: 'none', outcome: 'stale' })],
+    ['deleted, a snapshot that fails the schema → stale, not needs-attention', { shop: { kind: 'unusable', error: 'E1' }, recorded: submitted({ state: 'removed', vanishedAt: DELETED_AT }) }, (plan) => expect(plan).toMatchObject({ kind: 'none', outcome: 'stale' })],
+    ['deleted, but the shop gives the order again (fetched) → submit', { shop: of(order({ updated_at: LATE })), recorded: submitted({ state: 'removed', sourceUpdatedAt: EARLY, vanishedAt: DELETED_AT }), authoritative: true }, { kind: 'submit', hash: hashOf(order({ updated_at: LATE })), remindersStopped: false }],
 
     // mapping problems
     ['no country anywhere, no DEFAULT_COUNTRY_CODE → invalid naming it', { shop: of(noCountry()) }, (plan) => expect(plan).toEqual({ kind: 'invalid', error: expect.stringContaining('DEFAULT_COUNTRY_CODE') })],
@@ -131,8 +162,8 @@ describe('planKomfortkasse', () => {
 
   it('leaves the reminder flag out of the hash: paid and unpaid differ only in stopReminder', () => {
     // act
-    const unpaid = planKomfortkasse({ shop: of(order()), recorded: undefined, mapping: MAPPING, authoritative: false, operator: false });
-    const paid = planKomfortkasse({ shop: of(order({ payment_status: 'paid' })), recorded: undefined, mapping: MAPPING, authoritative: false, operator: false });
+    const unpaid = planKomfortkasse({ shop: of(order()), recorded: submitted({ payloadHash: 'another' }), mapping: MAPPING, authoritative: false, operator: false });
+    const paid = planKomfortkasse({ shop: of(order({ payment_status: 'paid' })), recorded: submitted({ payloadHash: 'another' }), mapping: MAPPING, authoritative: false, operator: false });
 
     // assess
     expect(unpaid).toMatchObject({ kind: 'submit' });

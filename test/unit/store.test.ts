@@ -174,6 +174,9 @@ describe('order record', () => {
         kkSourceUpdatedAt: '2024-05-01T12:00:00+02:00',
         kkFirstAttemptedAt: '2024-05-01T09:59:59.000Z',
         kkRemindersStopped: true,
+        kkVanishedAt: '2024-05-01T11:00:00.000Z',
+        kkReferenceNumber: 'K100001',
+        kkPaymentStatus: 'UNPAID',
         kkLeaseToken: 't',
         kkLeaseUntil: 1714557600000,
         klarState: 'uploaded',
@@ -203,6 +206,9 @@ describe('order record', () => {
         sourceUpdatedAt: '2024-05-01T12:00:00+02:00',
         firstAttemptedAt: '2024-05-01T09:59:59.000Z',
         remindersStopped: true,
+        vanishedAt: '2024-05-01T11:00:00.000Z',
+        referenceNumber: 'K100001',
+        paymentStatus: 'UNPAID',
         leaseToken: 't',
         leaseUntil: 1714557600000,
       },
@@ -407,6 +413,38 @@ describe('settleKomfortkasse', () => {
     expect(update.ExpressionAttributeValues).toMatchObject({ ':token': 'token-1', ':state': 'removed', ':src': '2024-05-01T12:00:00+02:00', ':exp': expiresAt(NOW) });
     expect(update.sets).toEqual(expect.arrayContaining(['kkState = :state', 'kkLastChangedAt = :now', 'kkSourceUpdatedAt = :src', 'orderCode = :code']));
     expect(update.removes).toEqual(expect.arrayContaining(['kkLeaseToken', 'kkLeaseUntil', 'kkError', 'kkFirstAttemptedAt']));
+  });
+
+  it('marks the order deleted once (the first 404 stays the time), clears the mark on a fetched order, and leaves it alone otherwise', async () => {
+    // prepare
+    dynamo.on(UpdateCommand).resolves({});
+
+    // act
+    await settle({ outcome: { state: 'removed', vanished: true } });
+    await settle({ outcome: { state: 'submitted', vanished: false } });
+    await settle({ outcome: { state: 'submitted' } });
+
+    // assess
+    const [deleted, fetched, neither] = dynamo.commandCalls(UpdateCommand).map((call) => clauses(call.args[0].input.UpdateExpression));
+    expect(deleted!.sets).toContain('kkVanishedAt = if_not_exists(kkVanishedAt, :now)');
+    expect(fetched!.removes).toContain('kkVanishedAt');
+    expect(fetched!.sets.join()).not.toContain('kkVanishedAt');
+    expect([...neither!.sets, ...neither!.removes].join()).not.toContain('kkVanishedAt');
+  });
+
+  it("keeps Komfortkasse's reference number and payment status from its answer; leaves them when there is none", async () => {
+    // prepare
+    dynamo.on(UpdateCommand).resolves({});
+
+    // act
+    await settle({ outcome: { state: 'submitted', referenceNumber: 'K100001', paymentStatus: 'UNPAID' } });
+    await settle({ outcome: { state: 'removed' } });
+
+    // assess
+    const [answered, silent] = dynamo.commandCalls(UpdateCommand).map((call) => call.args[0].input);
+    expect(clauses(answered!.UpdateExpression).sets).toEqual(expect.arrayContaining(['kkReferenceNumber = :ref', 'kkPaymentStatus = :kkPaymentStatus']));
+    expect(answered!.ExpressionAttributeValues).toMatchObject({ ':ref': 'K100001', ':kkPaymentStatus': 'UNPAID' });
+    expect(silent!.UpdateExpression).not.toMatch(/kkReferenceNumber|kkPaymentStatus/);
   });
 
   it('is one TransactWriteCommand: the state under the lease, then the attempt (never overwriting one)', async () => {
