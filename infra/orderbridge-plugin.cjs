@@ -9,11 +9,16 @@
  *   (alarms that reach nobody are no alarms), and WEBHOOK_THROTTLE_BURST /
  *   WEBHOOK_THROTTLE_RATE must be positive numbers, ORDER_WORKER_CONCURRENCY (the order worker's
  *   maximumConcurrency) a whole number from 2 to 1000, and KLAR_ENABLED / KOMFORTKASSE_ENABLED
- *   must not both be false.
+ *   must not both be false. Then the functions' settings go through lib/config/deployment.ts
+ *   (run with tsx, so the rules exist once): every value parses as a cold start parses it, a
+ *   production stage names its shop, and the settings that must agree do.
  * - After a deploy (and on `info`), it prints the CloudWatch dashboard's URL.
  *
  * Plain CommonJS without dependencies: osls loads it from the service directory.
  */
+
+const { spawnSync } = require('node:child_process');
+const path = require('node:path');
 
 const DEFAULT_OPTIONAL_STAGES = ['local', 'dev', 'ci'];
 // Deliberately loose: SNS (and the confirmation mail) is the real check.
@@ -89,6 +94,55 @@ class OrderbridgePlugin {
     if (settings && 'ThrottlingBurstLimit' in settings) settings.ThrottlingBurstLimit = burst;
     if (settings && 'ThrottlingRateLimit' in settings) settings.ThrottlingRateLimit = rate;
     this.checkEventSourceConcurrency();
+    this.checkDeployment(optional);
+  }
+
+  /**
+   * The functions' settings, checked by the same code that validates them at a cold start
+   * (lib/config/deployment.ts, run through infra/check-deployment.ts with tsx): every value
+   * parses (JSON and enumerated settings included), a production stage names its shop, and the
+   * settings that must agree do (deadlines within timeouts, visibility timeouts, the lease).
+   */
+  checkDeployment(devStages) {
+    const service = this.serverless.service;
+    const provider = service.provider || {};
+    const resources = (service.resources && service.resources.Resources) || {};
+    // Values CloudFormation fills in (!Ref of a queue URL) are some string to the check.
+    const asString = (value) => (typeof value === 'string' ? value : typeof value === 'number' || typeof value === 'boolean' ? String(value) : 'resolved-by-cloudformation');
+    const environmentOf = (fn) =>
+      Object.fromEntries(Object.entries({ ...(provider.environment || {}), ...((fn && fn.environment) || {}) }).map(([key, value]) => [key, asString(value)]));
+    const logicalIdOf = (arn) => (arn && Array.isArray(arn['Fn::GetAtt']) ? String(arn['Fn::GetAtt'][0]) : undefined);
+    const deployment = {
+      stage: this.stage(),
+      devStages,
+      functions: Object.entries(service.functions || {}).map(([name, fn]) => {
+        const sqs = ((fn && fn.events) || []).map((event) => event && event.sqs).find(Boolean);
+        return {
+          name,
+          timeoutSeconds: Number(fn.timeout || provider.timeout || 6),
+          environment: environmentOf(fn),
+          ...(sqs && logicalIdOf(sqs.arn) ? { sqs: { queueLogicalId: logicalIdOf(sqs.arn), maximumBatchingWindowSeconds: Number(sqs.maximumBatchingWindow || 0) } } : {}),
+        };
+      }),
+      queues: Object.entries(resources)
+        .filter(([, resource]) => resource && resource.Type === 'AWS::SQS::Queue')
+        .map(([logicalId, resource]) => ({ logicalId, visibilityTimeoutSeconds: Number((resource.Properties && resource.Properties.VisibilityTimeout) || 30) })),
+    };
+    const result = spawnSync(process.execPath, ['--import', 'tsx', path.join(__dirname, 'check-deployment.ts')], {
+      cwd: this.serverless.serviceDir || process.cwd(),
+      input: JSON.stringify(deployment),
+      encoding: 'utf8',
+      env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+    });
+    let problems;
+    try {
+      ({ problems } = JSON.parse(result.stdout));
+    } catch {
+      this.fail(`The settings check (infra/check-deployment.ts) did not run: ${(result.error && result.error.message) || result.stderr || `exit ${result.status}`}`);
+    }
+    if (problems.length > 0) {
+      this.fail(`Stage "${deployment.stage}" cannot be packaged with these settings:\n  - ${problems.join('\n  - ')}`);
+    }
   }
 
   /** ORDER_WORKER_CONCURRENCY (and any other maximumConcurrency): a whole number SQS accepts, 2 to 1000. */

@@ -1,4 +1,5 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
+import { worstCaseRecordMs } from '../config/budget.ts';
 import { config } from '../config/index.ts';
 import { klarPlanSettings, komfortkasseMappingSettings } from '../config/mapping.ts';
 import { describeRemove, describeSubmit, provesNotApplied, removeOrder, submitOrder, type TimedUpstreamError } from '../clients/komfortkasse.ts';
@@ -42,7 +43,7 @@ export interface SyncContext {
 
 /** The longest one record may take: a shop fetch and a Komfortkasse call, each with its total deadline, plus DynamoDB. */
 export function recordBudgetMs(): number {
-  return 2 * config().UPSTREAM_TOTAL_TIMEOUT_MS + 2_000;
+  return worstCaseRecordMs(config().UPSTREAM_TOTAL_TIMEOUT_MS);
 }
 
 /**

@@ -23,6 +23,7 @@ import { REPO_ROOT } from '../../local/stack.ts';
  */
 
 const ALARM_EMAIL = 'ops@example.com';
+const SHOP_URL = 'https://myshop.versacommerce.de';
 const STAGE = 'ci';
 const OSLS_TIMEOUT_MS = 180_000;
 const FUNCTIONS = readStackDefinition({ stage: STAGE }).functions.map((fn) => fn.name);
@@ -99,7 +100,7 @@ const NON_DEFAULT_SETTINGS: Record<string, string> = {
   PAYMENT_TYPE_MAP: '{"barzahlung": "SKIP", "rechnung, später":"INVOICE", "Überweisung":"PREPAYMENT"}',
   FEE_SCHEDULE: '{"rules":[{"paymentType":"paypal","fixed":0.35,"percent":2.49},{"paymentType":"cod","currency":"EUR","fixed":2,"percent":0,"min":1,"max":5}]}',
   DEFAULT_COUNTRY_CODE: 'AT',
-  VERSACOMMERCE_BASE_URL: 'https://myshop.versacommerce.de',
+  VERSACOMMERCE_BASE_URL: SHOP_URL,
   DRY_RUN: 'true',
   HISTORY_RETENTION_DAYS: '120',
   UPSTREAM_RETRY_LIMIT: '3',
@@ -367,6 +368,9 @@ describe('the packaged CloudFormation template (osls package --stage ci)', () =>
   let packaged: OslsRun;
   let prodWithoutEmail: OslsRun;
   let badThrottle: OslsRun;
+  let prodWithoutShop: OslsRun;
+  let badJson: OslsRun;
+  let inconsistent: OslsRun;
   /** prod, with every deploy-shell setting set to a value other than its default */
   let prodPackaged: OslsRun;
   let prodTemplate: Template;
@@ -376,10 +380,15 @@ describe('the packaged CloudFormation template (osls package --stage ci)', () =>
     workDir = mkdtempSync(join(tmpdir(), 'orderbridge-template-'));
     // The refusals fail in the plugin before anything is built, so they run alongside a build;
     // two builds share serverless-esbuild's work folder, so they run one after the other.
-    [packaged, prodWithoutEmail, badThrottle] = await Promise.all([
+    const refuse = (name: string, stage: string, env: Record<string, string>) => osls(['package', '--stage', stage, '--package', join(workDir, name)], deployEnv(env));
+    [packaged, prodWithoutEmail, badThrottle, prodWithoutShop, badJson, inconsistent] = await Promise.all([
       osls(['package', '--stage', STAGE, '--package', join(workDir, 'ci')], deployEnv({ ORDERBRIDGE_ALARM_EMAIL: ALARM_EMAIL })),
-      osls(['package', '--stage', 'prod', '--package', join(workDir, 'prod')], deployEnv()),
-      osls(['package', '--stage', 'prod', '--package', join(workDir, 'throttle')], deployEnv({ ORDERBRIDGE_ALARM_EMAIL: ALARM_EMAIL, WEBHOOK_THROTTLE_BURST: 'lots' })),
+      refuse('prod', 'prod', {}),
+      refuse('throttle', 'prod', { ORDERBRIDGE_ALARM_EMAIL: ALARM_EMAIL, VERSACOMMERCE_BASE_URL: SHOP_URL, WEBHOOK_THROTTLE_BURST: 'lots' }),
+      refuse('no-shop', 'prod', { ORDERBRIDGE_ALARM_EMAIL: ALARM_EMAIL }),
+      refuse('bad-json', STAGE, { PAYMENT_TYPE_MAP: '{"barzahlung":"SKIP",}' }),
+      // two calls of 40 s cannot fit sync-order's 60 s
+      refuse('inconsistent', STAGE, { UPSTREAM_TOTAL_TIMEOUT_MS: '40000' }),
     ]);
     prodPackaged = await osls(['package', '--stage', 'prod', '--package', join(workDir, 'prod-settings')], deployEnv({ ORDERBRIDGE_ALARM_EMAIL: ALARM_EMAIL, ...NON_DEFAULT_SETTINGS }));
     for (const [stage, run] of [[STAGE, packaged], ['prod', prodPackaged]] as const) {
@@ -389,7 +398,7 @@ describe('the packaged CloudFormation template (osls package --stage ci)', () =>
     prodTemplate = JSON.parse(readFileSync(join(workDir, 'prod-settings', 'cloudformation-template-update-stack.json'), 'utf8')) as Template;
     console.info(
       `osls package --stage ${STAGE}: ${(packaged.ms / 1000).toFixed(1)} s; --stage prod: ${(prodPackaged.ms / 1000).toFixed(1)} s; ` +
-        `refusals: ${(prodWithoutEmail.ms / 1000).toFixed(1)} s, ${(badThrottle.ms / 1000).toFixed(1)} s`,
+        `refusals: ${[prodWithoutEmail, badThrottle, prodWithoutShop, badJson, inconsistent].map((run) => `${(run.ms / 1000).toFixed(1)} s`).join(', ')}`,
     );
 
     const definition = readStackDefinition({ stage: STAGE });
@@ -483,6 +492,27 @@ describe('the packaged CloudFormation template (osls package --stage ci)', () =>
   it('refuses a throttle setting that is not a number, naming the variable', () => {
     expect(badThrottle.code).not.toBe(0);
     expect(badThrottle.output).toContain('WEBHOOK_THROTTLE_BURST');
+  });
+
+  /** A refusal comes from the plugin before anything is built. */
+  const expectRefused = (run: OslsRun, name: string) => {
+    expect(run.code, run.output.slice(-2000)).not.toBe(0);
+    expect(existsSync(join(workDir, name)) ? readdirSync(join(workDir, name)) : [], `${name}: nothing built`).toEqual([]);
+  };
+
+  it('refuses to package a production stage without VERSACOMMERCE_BASE_URL, naming it', () => {
+    expectRefused(prodWithoutShop, 'no-shop');
+    expect(prodWithoutShop.output).toContain('VERSACOMMERCE_BASE_URL is not set: stage "prod"');
+  });
+
+  it('refuses a JSON setting that is not valid JSON, naming the variable', () => {
+    expectRefused(badJson, 'bad-json');
+    expect(badJson.output).toMatch(/PAYMENT_TYPE_MAP is not valid JSON/);
+  });
+
+  it('refuses settings that do not agree, naming both', () => {
+    expectRefused(inconsistent, 'inconsistent');
+    expect(inconsistent.output).toMatch(/UPSTREAM_TOTAL_TIMEOUT_MS \(40000 ms\) does not fit sync-order's timeout \(60 s, functions\.sync-order\.timeout\)/);
   });
 
   it('has an AWS/Lambda Errors alarm for every function', () => {
