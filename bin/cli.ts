@@ -17,6 +17,11 @@ type Values = Record<string, string | boolean | undefined>;
 interface RunContext {
   io: CliIo;
   target: Target;
+  /** the environment the target was applied to */
+  env: NodeJS.ProcessEnv;
+  /** as given (--stage or STAGE), also for standalone commands */
+  stage?: string;
+  region?: string;
 }
 
 interface CommandSpec {
@@ -29,7 +34,15 @@ interface CommandSpec {
   prepare(positionals: string[], values: Values): (ctx: RunContext) => Promise<number>;
   /** says where it acts on stderr: the command changes something */
   mutates?: boolean;
+  /** resolves no target (no local stack or deployed queues needed): it acts on --stage itself */
+  standalone?: boolean;
 }
+
+/** The SSM parameters `secrets` writes, as serverless.yml names them (lib/ops/secrets.ts has their details). */
+export const SECRET_PARAMETER_NAMES = ['webhook-secrets', 'komfortkasse-api-key', 'klar-api-token', 'versacommerce-api-key', 'versacommerce-api-password'];
+
+/** What a standalone command gets as its target: nothing was resolved. */
+const NO_TARGET: Target = { kind: 'env', description: 'no target resolved', env: {}, queues: {} };
 
 export class UsageError extends Error {
   constructor(
@@ -226,6 +239,76 @@ export const COMMANDS: Record<string, CommandSpec> = {
       return async ({ io }) => (await import('../lib/ops/needs-attention.ts')).runNeedsAttention({ json: values.json === true }, io);
     },
   },
+  check: {
+    usage: 'check [--probe-timeout S]',
+    summary: 'verify a stage end to end (stack, credentials, webhook probe, alarms) without touching an order',
+    description:
+      'Verifies a stage end to end and prints one line per check (✓ passed, ✗ failed with what to fix,\n' +
+      '· a note). Nothing is created, changed or removed upstream:\n' +
+      '  Stage        the stack (API URL), table and queues exist; which sides are on, and DRY_RUN\n' +
+      '  Credentials  one read-only request per enabled upstream with the deployed credentials:\n' +
+      '               VersaCommerce GET /api/orders/count.json, Komfortkasse GET /order/{a number that\n' +
+      '               cannot exist} (404 = key accepted), Klar GET /transaction-costs/state\n' +
+      '  Webhook      an unauthenticated POST gets 401; a signed probe ({"probe":{"id"}}) gets 202 and the\n' +
+      '               order worker records it within --probe-timeout (never sent upstream)\n' +
+      '  Alarms       (AWS) the alarm e-mail subscription is confirmed and no alarm is in ALARM; the DLQs\n' +
+      '               are empty; a reconcile completed in the last 2 days ("none yet" on a younger stage\n' +
+      '               is a note); the needs-attention count (a note, never a failure)\n' +
+      'Then prints the webhook URL to paste into VersaCommerce. Never prints a secret. Exit code 0 only\n' +
+      'when every check passed, else 1. On AWS it uses the deployed settings (the sync-order function\n' +
+      "configuration) and the stage's SSM parameters; README lists the IAM permissions it needs.",
+    options: {
+      'probe-timeout': { type: 'string', value: 'S', help: 'seconds the order worker may take to record the probe (default 30)' },
+    },
+    examples: ['orderbridge check', 'orderbridge check --stage prod', 'orderbridge check --stage prod --probe-timeout 60'],
+    prepare(positionals, values) {
+      noPositionals('check', positionals);
+      const seconds = positiveInt('check', 'probe-timeout', values['probe-timeout'], 600) ?? 30;
+      return async ({ io, target, env }) => (await import('../lib/ops/check.ts')).runCheck(target, { probeTimeoutMs: seconds * 1000, env }, io);
+    },
+  },
+  secrets: {
+    usage: 'secrets set [--only <name>] | secrets rotate-webhook [--finish]',
+    summary: "write a stage's secrets to SSM (values from a prompt or stdin, never argv); rotate the webhook secret",
+    description:
+      "`secrets set --stage S` writes the SecureString parameters serverless.yml reads, /orderbridge/<S>/<name>:\n" +
+      '  webhook-secrets, komfortkasse-api-key, klar-api-token, versacommerce-api-key, versacommerce-api-password\n' +
+      "(a side switched off in this shell, KOMFORTKASSE_ENABLED or KLAR_ENABLED=false, is not asked for).\n" +
+      'Values come from a prompt that shows nothing (on a terminal) or from stdin, one line per parameter in\n' +
+      'that order (with --only: all of stdin); never from the command line. An empty value leaves the\n' +
+      'parameter as it is. Nothing prints or logs a value.\n' +
+      '\n' +
+      '`secrets rotate-webhook --stage S` adds a new random webhook secret beside the current one (both are\n' +
+      'accepted) and prints the new one once, for the shop. `--finish` then drops the old one.\n' +
+      'The functions pick a change up within 5 minutes; no deploy is needed.\n' +
+      '\n' +
+      'Without --stage it writes nothing: `npm start` takes the values from the environment.',
+    options: {
+      only: { type: 'string', value: '<name>', help: `set: only this parameter (${SECRET_PARAMETER_NAMES.join(', ')})` },
+      finish: { type: 'boolean', help: 'rotate-webhook: drop the old webhook secret' },
+    },
+    examples: [
+      'orderbridge secrets set --stage prod',
+      'orderbridge secrets set --stage prod --only komfortkasse-api-key < key.txt',
+      'orderbridge secrets rotate-webhook --stage prod',
+      'orderbridge secrets rotate-webhook --stage prod --finish',
+    ],
+    standalone: true,
+    prepare(positionals, values) {
+      const action = onePositional('secrets', '<set|rotate-webhook>', positionals);
+      if (action !== 'set' && action !== 'rotate-webhook') throw new UsageError(`unknown secrets action "${action}": use set or rotate-webhook`, 'secrets');
+      const only = values.only;
+      if (only !== undefined) {
+        if (action !== 'set') throw new UsageError('--only goes with secrets set', 'secrets');
+        if (typeof only !== 'string' || !SECRET_PARAMETER_NAMES.includes(only)) {
+          throw new UsageError(`unknown --only "${String(only)}": use one of ${SECRET_PARAMETER_NAMES.join(', ')}`, 'secrets');
+        }
+      }
+      if (values.finish === true && action !== 'rotate-webhook') throw new UsageError('--finish goes with secrets rotate-webhook', 'secrets');
+      return async ({ io, env, stage, region }) =>
+        (await import('../lib/ops/secrets.ts')).runSecrets(action, { stage, region, only: only as string | undefined, finish: values.finish === true, env }, io);
+    },
+  },
   forget: {
     usage: 'forget <orderCode>',
     summary: "delete an order's personal data from the history (GDPR)",
@@ -254,7 +337,8 @@ const CONNECTS = `Where it connects (first match wins):
   the environment             HISTORY_TABLE_NAME and ORDERS_QUEUE_URL (and KLAR_COSTS_QUEUE_URL) already set
 replay and reconcile also read the shop: locally its simulator, in AWS VERSACOMMERCE_BASE_URL with the
 API key and password from VERSACOMMERCE_API_KEY/_PASSWORD or SSM /orderbridge/<stage>/…. status in AWS
-also reads CloudWatch (cloudwatch:GetMetricData).`;
+also reads CloudWatch (cloudwatch:GetMetricData); check also reads CloudFormation, Lambda, SSM, SNS and
+CloudWatch alarms (README: "orderbridge check"). secrets acts on --stage only and needs no running stack.`;
 
 function optionLines(options: Record<string, OptionSpec>): string[] {
   return Object.entries(options).map(([name, spec]) => {
@@ -282,6 +366,7 @@ export function mainHelp(): string {
     'Examples:',
     '  npm run orderbridge -- history 196-083-565',
     '  npm run orderbridge -- status --stage prod',
+    '  npm run orderbridge -- check --stage prod',
     '  npm run orderbridge -- replay --needs-attention --dry-run',
     '  npm run orderbridge -- redrive orders --dry-run',
     '  npm run orderbridge -- reconcile --since 2025-01-01 --stage prod',
@@ -386,6 +471,16 @@ export async function runCli(argv: string[], io: CliIo, context: CliContext = {}
   }
 
   const env = context.env ?? process.env;
+  const spec = COMMANDS[parsed.command]!;
+  const stage = parsed.stage ?? (env.STAGE?.trim() || undefined);
+  if (spec.standalone) {
+    try {
+      return await run({ io, target: NO_TARGET, env, stage, region: parsed.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION });
+    } catch (error) {
+      println(io.stderr, `orderbridge ${parsed.command}: ${describeFailure(error)}`);
+      return EXIT.failed;
+    }
+  }
   let target: Target;
   try {
     target = await resolveTarget({ stage: parsed.stage, region: parsed.region, localState: parsed.localState, env, defaultStateFile: context.defaultStateFile });
@@ -398,7 +493,7 @@ export async function runCli(argv: string[], io: CliIo, context: CliContext = {}
   if (COMMANDS[parsed.command]!.mutates) println(io.stderr, `orderbridge ${parsed.command}: using ${target.description}`);
 
   try {
-    return await run({ io, target });
+    return await run({ io, target, env, stage, region: parsed.region });
   } catch (error) {
     println(io.stderr, `orderbridge ${parsed.command}: ${describeFailure(error)}`);
     return EXIT.failed;

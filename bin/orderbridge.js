@@ -17,6 +17,6 @@ process.on('SIGINT', () => {
   controller.abort();
 });
 
-const code = await runCli(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, signal: controller.signal });
+const code = await runCli(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, signal: controller.signal });
 // SDK clients keep sockets open; stdout/stderr writes to pipes and files are synchronous on POSIX.
 process.exit(code);

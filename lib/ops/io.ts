@@ -4,7 +4,12 @@ export interface CliIo {
   stderr: { write(text: string): unknown };
   /** Long commands (redrive, reconcile) stop at the next safe point once this aborts. */
   signal?: AbortSignal;
+  /** where `secrets set` reads values: a terminal (prompted, not echoed) or a pipe */
+  stdin?: SecretInput;
 }
+
+/** process.stdin as far as the CLI uses it. */
+export type SecretInput = NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?(mode: boolean): unknown };
 
 /** Exit codes: 0 done, 1 failed or not found, 2 usage error or no target. */
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { GetQueueUrlCommand, SQSClient } from '@aws-sdk/client-sqs';
 import * as z from 'zod';
@@ -42,6 +42,10 @@ export interface Target {
   /** applied to process.env before any lib module reads its configuration */
   env: Record<string, string>;
   queues: QueueUrls;
+  /** the local stack's HTTP address (a stage's comes from its CloudFormation outputs) */
+  apiUrl?: string;
+  /** when the local stack started (its state file was written) */
+  startedAt?: Date;
 }
 
 /** No target, or one that cannot be used: a usage problem (exit 2), never a crash. */
@@ -129,7 +133,17 @@ function localTarget(file: string, state: LocalState): Target {
     description: `local stack at ${state.url} (pid ${state.pid}, ${file})`,
     env: state.env,
     queues: state.queues,
+    apiUrl: state.url,
+    startedAt: startedAt(file),
   };
+}
+
+function startedAt(file: string): Date | undefined {
+  try {
+    return statSync(file).mtime;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Resolves a deployed stage's queue URLs by name (GetQueueUrl) with the usual AWS credentials. */
@@ -180,6 +194,12 @@ async function stageTarget(stage: string, region: string | undefined, ambient: N
   } finally {
     client.destroy();
   }
+}
+
+/** `KLAR_ENABLED` / `KOMFORTKASSE_ENABLED` as a target or a deploy shell has them: unset or empty means on. */
+export function sideEnabled(value: string | undefined): boolean {
+  const v = (value ?? '').trim().toLowerCase();
+  return v === '' || v === 'true' || v === '1' || v === 'yes';
 }
 
 /** kill(pid, 0) probes without signalling; EPERM still means the process exists. */
