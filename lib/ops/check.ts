@@ -19,7 +19,7 @@ import { EXIT, println, type CliIo } from './io.ts';
 import { needsAttention } from './needs-attention.ts';
 import { queueName, resolveRedrivePair } from './redrive.ts';
 import { RECONCILE_STALE_AFTER_MS, formatAge } from './status.ts';
-import { SERVICE, sideEnabled, stageResourceNames, type Target } from './target.ts';
+import { SERVICE, sideOn, stageResourceNames, type Target } from './target.ts';
 
 /**
  * `orderbridge check`: proves a stage works end to end without creating, changing or
@@ -213,8 +213,8 @@ async function checkStage(target: Target, env: NodeJS.ProcessEnv, report: (line:
     facts.settings = Object.fromEntries(DEPLOYED_SETTINGS.map((name) => [name, target.env[name]]));
   }
   const s = facts.settings;
-  const komfortkasse = sideEnabled(s.KOMFORTKASSE_ENABLED);
-  const klar = sideEnabled(s.KLAR_ENABLED);
+  const komfortkasse = sideOn(s.KOMFORTKASSE_ENABLED);
+  const klar = sideOn(s.KLAR_ENABLED);
   const dryRun = flagOn(s.DRY_RUN);
   report({
     section: 'Stage',
@@ -321,7 +321,7 @@ async function checkCredentials(stage: string, target: Target, settings: Record<
     }
   }
 
-  if (!sideEnabled(settings.KOMFORTKASSE_ENABLED)) line('note', 'Komfortkasse: switched off (KOMFORTKASSE_ENABLED=false), not checked');
+  if (!sideOn(settings.KOMFORTKASSE_ENABLED)) line('note', 'Komfortkasse: switched off (KOMFORTKASSE_ENABLED=false), not checked');
   else {
     try {
       // Read-only: an order number that cannot exist. 404 means the key was accepted.
@@ -334,7 +334,7 @@ async function checkCredentials(stage: string, target: Target, settings: Record<
     }
   }
 
-  if (!sideEnabled(settings.KLAR_ENABLED)) line('note', 'Klar: switched off (KLAR_ENABLED=false), not checked');
+  if (!sideOn(settings.KLAR_ENABLED)) line('note', 'Klar: switched off (KLAR_ENABLED=false), not checked');
   else {
     try {
       const { endpoint } = await fetchKlarState();

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { webhookSecretsFrom } from '../config/env.ts';
 import { EXIT, println, type CliIo, type SecretInput } from './io.ts';
-import { sideEnabled, stageResourceNames } from './target.ts';
+import { sideOn, stageResourceNames } from './target.ts';
 
 /**
  * `orderbridge secrets`: writes the SSM SecureString parameters serverless.yml points the
@@ -76,7 +76,7 @@ function explainLocal(): string {
 export function parametersToSet(only: string | undefined, env: NodeJS.ProcessEnv): SecretParameter[] {
   if (only) return SECRET_PARAMETERS.filter((p) => p.name === only);
   return SECRET_PARAMETERS.filter(
-    (p) => (p.side !== 'komfortkasse' || sideEnabled(env.KOMFORTKASSE_ENABLED)) && (p.side !== 'klar' || sideEnabled(env.KLAR_ENABLED)),
+    (p) => (p.side !== 'komfortkasse' || sideOn(env.KOMFORTKASSE_ENABLED)) && (p.side !== 'klar' || sideOn(env.KLAR_ENABLED)),
   );
 }
 

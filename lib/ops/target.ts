@@ -2,6 +2,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { GetQueueUrlCommand, SQSClient } from '@aws-sdk/client-sqs';
 import * as z from 'zod';
+import { sideSwitchOn } from '../config/env.ts';
 import { OrderbridgeError } from '../domain/errors.ts';
 
 /**
@@ -196,10 +197,9 @@ async function stageTarget(stage: string, region: string | undefined, ambient: N
   }
 }
 
-/** `KLAR_ENABLED` / `KOMFORTKASSE_ENABLED` as a target or a deploy shell has them: unset or empty means on. */
-export function sideEnabled(value: string | undefined): boolean {
-  const v = (value ?? '').trim().toLowerCase();
-  return v === '' || v === 'true' || v === '1' || v === 'yes';
+/** `KLAR_ENABLED` / `KOMFORTKASSE_ENABLED` as another process (a stage, a local stack, a deploy shell) has them: on unless switched off. */
+export function sideOn(value: string | undefined): boolean {
+  return sideSwitchOn(value) !== false;
 }
 
 /** kill(pid, 0) probes without signalling; EPERM still means the process exists. */
