@@ -68,5 +68,6 @@ function latency(started: number): number {
   return Math.round(performance.now() - started);
 }
 
-// No early-timeout signal: the one SQS send has its own SDK timeout, and a webhook is short.
+// No early-timeout signal: the one SQS send has its own SDK timeouts (lib/queue/sqs.ts), so a
+// hung send ends as the counted 503 well before the function times out.
 export const handler = lambdaHandler(ingest, { timeoutEarlyInMillis: 0 });
