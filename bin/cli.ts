@@ -378,8 +378,11 @@ export function mainHelp(): string {
 
 export function commandHelp(name: string): string {
   const spec = COMMANDS[name]!;
+  const where = spec.standalone
+    ? ['Acts on the stage given by --stage (or STAGE) in AWS, with the usual AWS credentials and region;', 'it needs no running stack or deployed queues.']
+    : ['Connects to the stage given by --stage (or STAGE), else the local stack `npm start` runs in this', 'checkout; see `orderbridge --help`.'];
   return [
-    `Usage: orderbridge ${spec.usage} [--stage <name> | --local-state <file>]`,
+    `Usage: orderbridge ${spec.usage} ${spec.standalone ? '[--stage <name>]' : '[--stage <name> | --local-state <file>]'}`,
     '',
     spec.description,
     '',
@@ -390,8 +393,7 @@ export function commandHelp(name: string): string {
     'Examples:',
     ...spec.examples.map((e) => `  ${e}`),
     '',
-    'Connects to the stage given by --stage (or STAGE), else the local stack `npm start` runs in this',
-    'checkout; see `orderbridge --help`.',
+    ...where,
   ].join('\n');
 }
 
