@@ -89,11 +89,12 @@ export const COMMANDS: Record<string, CommandSpec> = {
       'Shows, for orders.fifo, its DLQ, klar-costs and its DLQ: messages visible, in flight, and the age\n' +
       'of the oldest message (in AWS from CloudWatch ApproximateAgeOfOldestMessage, the latest datapoint of\n' +
       "the last 15 minutes; locally from the SQS emulator's inspection, which receives nothing). Then the\n" +
-      "orders in needs-attention per side, the last reading of Klar's import state, the last reconcile run\n" +
-      "and DRY_RUN (in AWS as the last Klar reading reports it). Ends with what needs a look: a DLQ that\n" +
+      "orders in needs-attention per side, which sides are on (`Klar: off` with KLAR_ENABLED=false; in AWS\n" +
+      "as the deployed sync-order function has it), the last reading of Klar's import state, the last\n" +
+      'reconcile run and DRY_RUN (in AWS as the last Klar reading reports it). Ends with what needs a look: a DLQ that\n' +
       'is not empty, parked orders, a failing Klar import, no reconcile in the last 2 days. Read-only; the\n' +
       'exit code is 0 whatever it finds (1 only when nothing at all could be read).',
-    options: { json: { ...json, help: 'print {"at","target","queues":[…],"needsAttention","klar","reconcile","dryRun","needsALook":[…]}' } },
+    options: { json: { ...json, help: 'print {"at","target","queues":[…],"needsAttention","klar","reconcile","sides","dryRun","needsALook":[…]}' } },
     examples: ['orderbridge status', 'orderbridge status --stage prod', 'orderbridge status --json | jq .needsALook'],
     prepare(positionals, values) {
       noPositionals('status', positionals);
@@ -106,14 +107,15 @@ export const COMMANDS: Record<string, CommandSpec> = {
     description:
       'Shows what Orderbridge recorded for one order: its Komfortkasse state (pending, submitted, removed,\n' +
       'skipped, needs-attention), its Klar state (pending, uploaded, needs-attention) with the transaction\n' +
-      'costs, and every upstream call with outcome, HTTP status and latency. Under DRY_RUN=true the\n' +
+      'costs, and every upstream call with outcome, HTTP status and latency. A side switched off\n' +
+      '(KOMFORTKASSE_ENABLED or KLAR_ENABLED false) shows the state `off`. Under DRY_RUN=true the\n' +
       'attempts show the exact request each worker would have sent. <orderCode> may also be the\n' +
       "shop's numeric order id. Exit code 1 when Orderbridge has no history for the order.",
     options: { json: { ...json, help: 'print {"orderId","orderCode","komfortkasse":{…},"klar":{…},"attempts":[…]}' } },
     examples: ['orderbridge history 196-083-565', 'orderbridge history 196-083-565 --json | jq .attempts', 'orderbridge history 196-083-565 --stage prod'],
     prepare(positionals, values) {
       const reference = onePositional('history', '<orderCode>', positionals);
-      return async ({ io }) => (await import('../lib/ops/history-view.ts')).runHistory(reference, { json: values.json === true }, io);
+      return async ({ io, target }) => (await import('../lib/ops/history-view.ts')).runHistory(reference, { json: values.json === true, target }, io);
     },
   },
   replay: {

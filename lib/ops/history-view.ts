@@ -4,6 +4,11 @@ import { attemptSchema, orderRecordSchema, type Attempt, type OrderRecord } from
 import { listAttempts } from '../store/attempts.ts';
 import { findOrderIdByCode, getOrderRecord } from '../store/order-record.ts';
 import { EXIT, indent, printJson, println, renderTable, type CliIo } from './io.ts';
+import { SIDE_VARIABLE, sidesFor, type Side, type Sides } from './sides.ts';
+import type { Target } from './target.ts';
+
+/** A side switched off (DESIGN: "a side switched off shows `off`"): nothing else applies. */
+const sideOffSchema = z.strictObject({ state: z.literal('off') });
 
 /**
  * `orderbridge history <orderCode>`: what Orderbridge recorded for one order. The JSON
@@ -14,8 +19,11 @@ export const historyJsonSchema = z.object({
   orderId: orderRecordSchema.shape.orderId,
   orderCode: orderRecordSchema.shape.orderCode,
   // (zod/mini schemas, bundled into the functions: picked with zod/mini's `pick`)
-  komfortkasse: mini.pick(orderRecordSchema.shape.komfortkasse, { state: true, payloadHash: true, error: true, referenceNumber: true, paymentStatus: true }),
-  klar: mini.pick(orderRecordSchema.shape.klar, { state: true, transactionCosts: true, error: true }),
+  komfortkasse: z.union([
+    mini.pick(orderRecordSchema.shape.komfortkasse, { state: true, payloadHash: true, error: true, referenceNumber: true, paymentStatus: true }),
+    sideOffSchema,
+  ]),
+  klar: z.union([mini.pick(orderRecordSchema.shape.klar, { state: true, transactionCosts: true, error: true }), sideOffSchema]),
   attempts: z.array(
     mini.pick(attemptSchema, { at: true, target: true, action: true, outcome: true, httpStatus: true, latencyMs: true, error: true, request: true }),
   ),
@@ -25,6 +33,12 @@ export type HistoryJson = z.infer<typeof historyJsonSchema>;
 export interface OrderHistory {
   record: OrderRecord;
   attempts: Attempt[];
+  /** which sides the target has on; a side that is off shows `off` instead of its record */
+  sides?: Pick<Sides, Side>;
+}
+
+function isOff(history: OrderHistory, side: Side): boolean {
+  return history.sides?.[side] === false;
 }
 
 /**
@@ -50,12 +64,13 @@ export async function loadOrderHistory(reference: string): Promise<OrderHistory 
   return { record, attempts };
 }
 
-export function toHistoryJson({ record, attempts }: OrderHistory): HistoryJson {
+export function toHistoryJson(history: OrderHistory): HistoryJson {
+  const { record, attempts } = history;
   return historyJsonSchema.parse({
     orderId: record.orderId,
     orderCode: record.orderCode,
-    komfortkasse: record.komfortkasse,
-    klar: record.klar,
+    komfortkasse: isOff(history, 'komfortkasse') ? { state: 'off' } : record.komfortkasse,
+    klar: isOff(history, 'klar') ? { state: 'off' } : record.klar,
     attempts,
   });
 }
@@ -77,11 +92,14 @@ export function renderHistory(history: OrderHistory): string {
     .join(' · ');
   const klarCosts = klar.transactionCosts !== undefined ? `transaction costs ${klar.transactionCosts.toFixed(2)}${klar.currency ? ` ${klar.currency}` : ''}` : undefined;
   const klarDetails = [klarCosts, klar.uploadedAt ? `uploaded ${klar.uploadedAt}` : undefined, klar.error].filter(Boolean).join(' · ');
-  for (const [side, state, details] of [
-    ['Komfortkasse', kk.state, kkDetails],
-    ['Klar', klar.state, klarDetails],
-  ]) {
-    lines.push(`  ${side!.padEnd(14)}${state!.padEnd(17)}${details}`.trimEnd());
+  for (const [side, label, state, details] of [
+    ['komfortkasse', 'Komfortkasse', kk.state, kkDetails],
+    ['klar', 'Klar', klar.state, klarDetails],
+  ] as const) {
+    // Off: say so, and what was recorded before the side was switched off (if anything).
+    const before = state === 'pending' && !details ? '' : `; last recorded ${state}${details ? ` · ${details}` : ''}`;
+    const [shownState, shownDetails] = isOff(history, side) ? ['off', `switched off (${SIDE_VARIABLE[side]}=false)${before}`] : [state, details];
+    lines.push(`  ${label.padEnd(14)}${shownState.padEnd(17)}${shownDetails}`.trimEnd());
   }
   lines.push('');
   if (attempts.length === 0) {
@@ -103,8 +121,9 @@ export function renderHistory(history: OrderHistory): string {
   return lines.join('\n');
 }
 
-export async function runHistory(reference: string, options: { json?: boolean }, io: CliIo): Promise<number> {
-  const history = await loadOrderHistory(reference);
+export async function runHistory(reference: string, options: { json?: boolean; target?: Target }, io: CliIo): Promise<number> {
+  const [history, sides] = await Promise.all([loadOrderHistory(reference), options.target ? sidesFor(options.target) : undefined]);
+  if (history && sides) history.sides = sides;
   if (!history) {
     println(io.stderr, `orderbridge history: no history for order "${reference}" (not an order code or id Orderbridge has seen)`);
     return EXIT.failed;

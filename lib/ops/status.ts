@@ -8,6 +8,7 @@ import { listReconcileRuns, reconcileRunSchema, type ReconcileRun } from '../sto
 import { EXIT, printJson, println, renderTable, type CliIo } from './io.ts';
 import { needsAttention } from './needs-attention.ts';
 import { queueName, resolveRedrivePair } from './redrive.ts';
+import { SIDE_LABEL, SIDE_VARIABLE, SIDES, sideState, sidesFor, sidesSchema, type Sides } from './sides.ts';
 import type { QueueUrls, Target } from './target.ts';
 
 /**
@@ -68,6 +69,8 @@ export const statusJsonSchema = z.object({
     lastCompletedAt: z.string().nullable(),
     error: z.string().optional(),
   }),
+  /** which sides the workers have switched on (KOMFORTKASSE_ENABLED, KLAR_ENABLED) */
+  sides: sidesSchema,
   dryRun: z.object({
     /** null: unknown (no Klar reading from the deployed poller yet) */
     value: z.boolean().nullable(),
@@ -101,7 +104,7 @@ export function dryRunFor(target: Target, lastReading: { at: string; dryRun?: bo
 
 export async function collectStatus(target: Target, now = new Date()): Promise<StatusJson> {
   const ageSource = ageSourceFor(target);
-  const [queues, attention, klar, reconcile] = await Promise.all([
+  const [queues, attention, klar, reconcile, sides] = await Promise.all([
     queueStatuses(target.queues, ageSource, now),
     settle(async () => {
       const entries = await needsAttention();
@@ -113,6 +116,7 @@ export async function collectStatus(target: Target, now = new Date()): Promise<S
     }),
     settle(async () => (await listKlarReadings(1))[0]),
     settle(() => listReconcileRuns(25)),
+    sidesFor(target),
   ]);
   const lastReading = klar.ok ? klar.value : undefined;
   const runs = reconcile.ok ? reconcile.value : [];
@@ -127,6 +131,7 @@ export async function collectStatus(target: Target, now = new Date()): Promise<S
       lastCompletedAt: runs.find(didReconcile)?.at ?? null,
       ...(reconcile.ok ? {} : { error: reconcile.error }),
     },
+    sides,
     dryRun: dryRunFor(target, lastReading),
   };
   return statusJsonSchema.parse({ ...report, needsALook: whatNeedsALook(report, now) });
@@ -159,8 +164,10 @@ export function whatNeedsALook(report: Omit<StatusJson, 'needsALook'>, now: Date
     );
   }
   const klar = report.klar;
-  if (klar.error) look.push(`Klar readings could not be read (${klar.error})`);
-  else if (klar.failing && klar.lastReading) {
+  // Klar off: its old readings (and their failure) are history, not a finding.
+  const klarOff = report.sides.klar === false;
+  if (klar.error && !klarOff) look.push(`Klar readings could not be read (${klar.error})`);
+  else if (klar.failing && klar.lastReading && !klarOff) {
     look.push(
       `Klar's import is failing: its last failure (${klar.lastReading.lastFailure}) is newer than its last success ` +
         `(${klar.lastReading.lastSuccess ?? 'never'}): \`orderbridge klar-state\``,
@@ -341,9 +348,12 @@ export function renderStatus(status: StatusJson): string {
       : `Needs attention:  ${parked.orders} order(s) — komfortkasse ${parked.komfortkasse}, klar ${parked.klar}`,
   );
 
+  lines.push(...renderSides(status.sides));
+
   const klar = status.klar;
   const reading = klar.lastReading;
-  if (klar.error) lines.push('Klar import:      ? (could not be read)');
+  if (status.sides.klar === false) lines.push('Klar import:      not polled (Klar is off)');
+  else if (klar.error) lines.push('Klar import:      ? (could not be read)');
   else if (!reading) lines.push('Klar import:      no reading yet (poll-klar-state reads it every 15 minutes)');
   else {
     lines.push(
@@ -368,6 +378,17 @@ export function renderStatus(status: StatusJson): string {
   if (status.needsALook.length === 0) lines.push('All clear: nothing needs a look.');
   else lines.push(`Needs a look (${status.needsALook.length}):`, ...status.needsALook.map((item) => `  ! ${item}`));
   return lines.join('\n');
+}
+
+/** One line per side: `Klar: off` says what that means; an unknown side says why. */
+export function renderSides(sides: Sides): string[] {
+  return SIDES.map((side) => {
+    const state = sideState(sides, side);
+    const label = `${SIDE_LABEL[side]}:`.padEnd(18);
+    if (state === 'off') return `${label}off (${SIDE_VARIABLE[side]}=false): nothing is sent to ${SIDE_LABEL[side]} — ${sides.source}`;
+    if (state === 'unknown') return `${label}unknown — ${sides.source}${sides.error ? ` (${sides.error})` : ''}`;
+    return `${label}on — ${sides.source}`;
+  });
 }
 
 export async function runStatus(target: Target, options: { json?: boolean }, io: CliIo): Promise<number> {

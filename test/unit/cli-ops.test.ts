@@ -1,4 +1,5 @@
 import { CloudWatchClient, GetMetricDataCommand, type GetMetricDataCommandInput } from '@aws-sdk/client-cloudwatch';
+import { GetFunctionConfigurationCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import {
   ChangeMessageVisibilityBatchCommand,
   DeleteMessageBatchCommand,
@@ -31,6 +32,8 @@ vi.mock('../../lib/clients/versacommerce.ts', async (importOriginal) => ({
 const sqs = mockClient(SQSClient);
 const cloudWatch = mockClient(CloudWatchClient);
 const dynamo = mockClient(DynamoDBDocumentClient);
+// The deployed order worker's environment: which sides are switched on.
+const lambda = mockClient(LambdaClient);
 
 const ACCOUNT_URL = 'https://sqs.eu-central-1.amazonaws.com/123456789012';
 const QUEUES = {
@@ -61,6 +64,7 @@ afterAll(() => {
   sqs.restore();
   cloudWatch.restore();
   dynamo.restore();
+  lambda.restore();
 });
 
 async function cli(...args: string[]) {
@@ -136,6 +140,8 @@ beforeEach(() => {
   sqs.reset();
   cloudWatch.reset();
   dynamo.reset();
+  lambda.reset();
+  lambda.on(GetFunctionConfigurationCommand).resolves({ Environment: { Variables: { KLAR_ENABLED: 'true', KOMFORTKASSE_ENABLED: 'true' } } });
   vi.mocked(fetchOrder).mockReset();
 });
 
@@ -237,6 +243,46 @@ describe('orderbridge status --stage (AWS)', () => {
     expect(result.stdout.trimEnd()).toMatch(/All clear: nothing needs a look\.$/);
   });
 
+  it("says Klar: off as the deployed order worker has it, and reads nothing into Klar's old readings", async () => {
+    // prepare
+    stageQueues();
+    cloudWatch.on(GetMetricDataCommand).resolves({ MetricDataResults: [] });
+    lambda.on(GetFunctionConfigurationCommand).resolves({ Environment: { Variables: { KLAR_ENABLED: 'false', KOMFORTKASSE_ENABLED: 'true' } } });
+    stageTable({
+      klarReadings: [{ at: ago(3 * DAY), total: 10, lastSuccess: ago(4 * DAY), lastFailure: ago(3 * DAY), failing: true, endpoint: '/transaction-costs/state', dryRun: false }],
+      reconcileRuns: [reconcileRun(ago(HOUR))],
+    });
+
+    // act
+    const text = await cli('status', '--stage', 'prod');
+    const json = await cli('status', '--stage', 'prod', '--json');
+
+    // assess
+    expect(lambda).toHaveReceivedCommandWith(GetFunctionConfigurationCommand, { FunctionName: 'orderbridge-prod-sync-order' });
+    expect(text.stdout).toMatch(/^Komfortkasse:\s+on — the deployed orderbridge-prod-sync-order$/m);
+    expect(text.stdout).toMatch(/^Klar:\s+off \(KLAR_ENABLED=false\): nothing is sent to Klar/m);
+    expect(text.stdout).toContain('Klar import:      not polled (Klar is off)');
+    expect(text.stdout.trimEnd()).toMatch(/All clear: nothing needs a look\.$/);
+    const status = statusJsonSchema.parse(JSON.parse(json.stdout));
+    expect(status.sides).toEqual({ komfortkasse: true, klar: false, source: 'the deployed orderbridge-prod-sync-order' });
+  });
+
+  it('says a side is unknown when the deployed order worker cannot be read', async () => {
+    // prepare
+    stageQueues();
+    cloudWatch.on(GetMetricDataCommand).resolves({ MetricDataResults: [] });
+    lambda.on(GetFunctionConfigurationCommand).rejects(Object.assign(new Error('not authorized to perform lambda:GetFunctionConfiguration'), { name: 'AccessDeniedException' }));
+    stageTable({ reconcileRuns: [reconcileRun(ago(HOUR))] });
+
+    // act
+    const result = await cli('status', '--stage', 'prod', '--json');
+
+    // assess
+    expect(result.code).toBe(0);
+    const status = statusJsonSchema.parse(JSON.parse(result.stdout));
+    expect(status.sides).toMatchObject({ komfortkasse: null, klar: null, error: expect.stringContaining('AccessDeniedException') });
+  });
+
   it('shows what it could read when CloudWatch refuses (exit 0), and names the refusal', async () => {
     // prepare
     stageQueues({ klarCostsDlq: [4, 0] });
@@ -262,6 +308,7 @@ describe('what status asks to look at', () => {
     needsAttention: { orders: 0, komfortkasse: 0, klar: 0 },
     klar: { lastReading: null, failing: null },
     reconcile: { lastRun: null, lastCompletedAt: ago(DAY) },
+    sides: { komfortkasse: true, klar: true, source: 'test' },
     dryRun: { value: false, source: 'test' },
   };
   const run = (overrides: Record<string, unknown>) => ({ at: ago(HOUR), since: ago(14 * DAY), checked: 1, enqueued: 0, needsAttention: 0, invalid: 0, dryRun: false, trigger: 'cli', ...overrides });
@@ -282,6 +329,20 @@ describe('what status asks to look at', () => {
     expect(whatNeedsALook({ ...clear, reconcile: { lastRun: null, lastCompletedAt: null } }, now)).toEqual([
       expect.stringMatching(/^no reconcile in the last 2 days \(none completed on record\)/),
     ]);
+  });
+
+  it("Klar's failing import, but not once Klar is switched off", () => {
+    // prepare
+    const reading = { at: ago(HOUR), endpoint: '/transaction-costs/state', lastSuccess: ago(2 * HOUR), lastFailure: ago(HOUR), failing: true };
+    const failing = { ...clear, klar: { lastReading: reading, failing: true } };
+
+    // act
+    const on = whatNeedsALook(failing, now);
+    const off = whatNeedsALook({ ...failing, sides: { ...failing.sides, klar: false } }, now);
+
+    // assess
+    expect(on).toEqual([expect.stringMatching(/^Klar's import is failing/)]);
+    expect(off).toEqual([]);
   });
 
   it('a source queue with messages is normal; a dead-letter queue with one is not', () => {
