@@ -2,9 +2,9 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { build } from 'esbuild';
-import { parseDocument } from 'yaml';
-import { SERVERLESS_YML, type FunctionDefinition } from '../local/infra.ts';
+import { build, type BuildOptions } from 'esbuild';
+import { buildBundles, bundleSettings } from '../local/bundles.ts';
+import type { FunctionDefinition } from '../local/infra.ts';
 import { REPO_ROOT } from '../local/stack.ts';
 import { median, progress } from './stats.ts';
 
@@ -30,57 +30,14 @@ export interface BundleFigures {
   file: string;
 }
 
-interface EsbuildSettings {
-  minify: boolean;
-  target: string;
-  platform: 'node';
-  format: 'esm';
-  external: string[];
-  banner?: string;
+/** The breakdown build: the same settings as the packaged bundle (local/bundles.ts), with overrides. */
+async function bundle(entry: string, outfile: string, overrides: BuildOptions = {}): Promise<void> {
+  const { outExtension: _outExtension, ...settings } = bundleSettings().esbuild;
+  await build({ ...settings, entryPoints: [entry], outfile, logLevel: 'error', ...overrides });
 }
 
-/** serverless.yml custom.esbuild is the one source of the bundling options. */
-function esbuildSettings(): EsbuildSettings {
-  // The CloudFormation tags (!Ref …) are irrelevant here; yaml keeps them as plain values.
-  const doc = parseDocument(readFileSync(SERVERLESS_YML, 'utf8'), { logLevel: 'silent' }).toJS() as { custom?: { esbuild?: Record<string, any> } };
-  const custom = doc.custom?.esbuild ?? {};
-  return {
-    minify: custom.minify ?? true,
-    target: custom.target ?? 'node22',
-    platform: 'node',
-    format: 'esm',
-    external: custom.exclude ?? custom.external ?? ['@aws-sdk/*'],
-    banner: custom.banner?.js,
-  };
-}
-
-async function bundle(entry: string, outfile: string, overrides: Partial<EsbuildSettings> = {}): Promise<void> {
-  const settings = { ...esbuildSettings(), ...overrides };
-  await build({
-    entryPoints: [entry],
-    outfile,
-    bundle: true,
-    minify: settings.minify,
-    sourcemap: false,
-    platform: settings.platform,
-    format: settings.format,
-    target: settings.target,
-    external: settings.external,
-    banner: settings.banner ? { js: settings.banner } : undefined,
-    logLevel: 'error',
-  });
-}
-
-/** One minified ESM bundle per function, exactly as serverless-esbuild would build it. */
-export async function buildBundles(functions: readonly FunctionDefinition[], outDir: string): Promise<Map<string, string>> {
-  const files = new Map<string, string>();
-  for (const fn of functions) {
-    const outfile = join(outDir, `${fn.name}.mjs`);
-    await bundle(join(REPO_ROOT, fn.module), outfile);
-    files.set(fn.name, outfile);
-  }
-  return files;
-}
+/** One bundle per function, exactly as `osls package` builds it (serverless.yml custom.esbuild). */
+export { buildBundles };
 
 function runNode(code: string, env: NodeJS.ProcessEnv): string {
   const result = spawnSync(process.execPath, ['--input-type=module', '-e', code], { env, cwd: REPO_ROOT, encoding: 'utf8' });
