@@ -17,7 +17,49 @@ export interface InvocationLog {
   records?: number;
   failures?: number;
   error?: string;
+  /** the invocation outlived the function's timeout and was abandoned */
+  timedOut?: boolean;
   ms: number;
+}
+
+/** An invocation that outlived its function's timeout: Lambda ends it, and so does the local stack. */
+export class FunctionTimeoutError extends Error {
+  override readonly name = 'FunctionTimeoutError';
+  constructor(
+    readonly functionName: string,
+    readonly timeoutMs: number,
+  ) {
+    super(`${functionName} timed out after ${formatSeconds(timeoutMs)}`);
+  }
+}
+
+function formatSeconds(ms: number): string {
+  return `${Number((ms / 1000).toFixed(1))} s`;
+}
+
+/**
+ * One invocation as Lambda makes it: a fresh context whose deadline is the function's
+ * timeout, and a FunctionTimeoutError once the deadline passes. The invocation is then
+ * abandoned: whatever it returns later is ignored (a bundle's sandbox is killed outright,
+ * see local/sandbox.ts; an in-process handler cannot be, so only its result is dropped).
+ */
+export async function invokeWithTimeout(handler: Handler, event: unknown, functionName: string, timeoutSeconds: number): Promise<unknown> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      handler(event, lambdaContext(functionName, timeoutSeconds)),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new FunctionTimeoutError(functionName, timeoutSeconds * 1000)), timeoutSeconds * 1000);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The local stack's own log line for an abandoned invocation (stderr, like Lambda's "Task timed out"). */
+function logTimeout(functionName: string, timeoutSeconds: number, what: string): void {
+  process.stderr.write(`orderbridge: ${functionName} timed out after ${timeoutSeconds} s — invocation abandoned; ${what}\n`);
 }
 
 /**
@@ -126,15 +168,34 @@ export class SqsEventSource {
     let failedIds = new Set<string>();
     let error: string | undefined;
     try {
-      const response = (await withTimeout(
-        this.handler()(sqsEvent(batch, this.queue.arn), lambdaContext(this.functionName, this.options.timeoutSeconds)),
-        this.options.timeoutSeconds * 1000,
+      const response = (await invokeWithTimeout(
+        this.handler(),
+        sqsEvent(batch, this.queue.arn),
         this.functionName,
+        this.options.timeoutSeconds,
       )) as SQSBatchResponse | undefined;
       if (this.options.reportBatchItemFailures && response?.batchItemFailures) {
         failedIds = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
       }
     } catch (thrown) {
+      if (thrown instanceof FunctionTimeoutError) {
+        // As on Lambda: a timed-out batch is neither deleted nor handed back early; SQS shows
+        // its messages again once their visibility timeout (from the receive) has passed.
+        logTimeout(
+          this.functionName,
+          this.options.timeoutSeconds,
+          `its ${batch.length} message(s) stay in flight and reappear after the visibility timeout (${this.queue.visibilityTimeout} s)`,
+        );
+        this.options.onInvocation?.({
+          functionName: this.functionName,
+          records: batch.length,
+          failures: batch.length,
+          error: thrown.message,
+          timedOut: true,
+          ms: Math.round(performance.now() - started),
+        });
+        return;
+      }
       // A thrown handler fails the whole batch, as in Lambda.
       error = thrown instanceof Error ? thrown.message : String(thrown);
       failedIds = new Set(batch.map((m) => m.MessageId!));
@@ -181,20 +242,6 @@ export class SqsEventSource {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
-}
-
-async function withTimeout<T>(promise: Promise<T>, ms: number, name: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<T>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${name} timed out after ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** A declared HTTP API route, as in serverless.yml: `method` is `*` for ANY, `path` is `*` for `$default`. */
@@ -303,14 +350,15 @@ export function startHttpApi(
       }
       try {
         const event = apiGatewayV2Event(request, Buffer.concat(chunks), routeKey);
-        const result = await route.handler()(event, lambdaContext(route.functionName, route.timeoutSeconds));
+        const result = (await invokeWithTimeout(route.handler(), event, route.functionName, route.timeoutSeconds)) as any;
         const headers = { ...(result?.headers ?? {}) } as Record<string, string>;
         const body = result?.isBase64Encoded ? Buffer.from(String(result.body ?? ''), 'base64') : String(result?.body ?? '');
         response.writeHead(Number(result?.statusCode ?? 200), headers).end(body);
       } catch (error) {
-        // As API Gateway does when the function fails.
+        // As API Gateway does when the function fails (a timed-out function included).
         response.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ message: 'Internal Server Error' }));
-        process.stderr.write(`${route.functionName} threw: ${error instanceof Error ? error.stack : String(error)}\n`);
+        if (error instanceof FunctionTimeoutError) logTimeout(route.functionName, route.timeoutSeconds, 'answered 500 as API Gateway does');
+        else process.stderr.write(`${route.functionName} threw: ${error instanceof Error ? error.stack : String(error)}\n`);
       }
     });
   });
@@ -344,11 +392,13 @@ export class Schedule {
   async fire(): Promise<unknown> {
     const started = performance.now();
     try {
-      const result = await this.handler()(scheduledEvent(this.functionName, this.input), lambdaContext(this.functionName, this.timeoutSeconds));
+      const result = await invokeWithTimeout(this.handler(), scheduledEvent(this.functionName, this.input), this.functionName, this.timeoutSeconds);
       this.onInvocation?.({ functionName: this.functionName, ms: Math.round(performance.now() - started) });
       return result;
     } catch (error) {
-      this.onInvocation?.({ functionName: this.functionName, error: String(error), ms: Math.round(performance.now() - started) });
+      const timedOut = error instanceof FunctionTimeoutError;
+      if (timedOut) logTimeout(this.functionName, this.timeoutSeconds, 'a scheduled run that failed');
+      this.onInvocation?.({ functionName: this.functionName, error: String(error), ...(timedOut ? { timedOut } : {}), ms: Math.round(performance.now() - started) });
       throw error;
     }
   }

@@ -9,9 +9,11 @@ import { resetClients } from '../lib/clients/registry.ts';
 import { resetSqsClient } from '../lib/queue/sqs.ts';
 import { resetDocumentClient } from '../lib/store/dynamo.ts';
 import { LOCAL_CREDENTIALS, LOCAL_REGION, startDynamoDbLocal, startSqsEmulator, type Emulator } from './emulators/index.ts';
+import { ensureBundles } from './bundles.ts';
 import { readStackDefinition, type FunctionDefinition, type StackDefinition } from './infra.ts';
 import { createQueues, createTable, type ProvisionedQueue } from './provision.ts';
 import { Schedule, SqsEventSource, matchRoute, startHttpApi, type Handler, type InvocationLog } from './runtime.ts';
+import { BundledFunction } from './sandbox.ts';
 import {
   startKlarSimulator,
   startKomfortkasseSimulator,
@@ -42,8 +44,18 @@ export interface StackOptions {
   persistDir?: string;
   /** environment for the handlers (defaults to process.env); unset upstream URLs → simulators */
   env?: NodeJS.ProcessEnv;
-  /** replace a function's handler (tests of the plumbing itself) */
+  /**
+   * Run the esbuild bundles `osls package` zips (built when missing or stale) instead of the
+   * sources, each function in Lambda-like sandboxes (worker threads) that are killed at the
+   * function's timeout. Default: the environment's ORDERBRIDGE_BUNDLED=1 (`npm start -- --bundled`).
+   */
+  bundled?: boolean;
+  /** replace a function's handler (tests of the plumbing itself); runs in this process */
   handlers?: Partial<Record<string, Handler>>;
+  /** wrap a function's real handler — bundle or source — (tests of the runtime itself) */
+  wrapHandlers?: Partial<Record<string, (real: Handler) => Handler>>;
+  /** shorter timeouts than serverless.yml's for some functions (tests of the timeout), in seconds */
+  functionTimeouts?: Partial<Record<string, number>>;
   /** shorter visibility timeout for every queue (tests), in seconds */
   visibilityTimeoutSeconds?: number;
   /** hand failed records back after this many seconds instead of the full visibility timeout */
@@ -54,6 +66,8 @@ export interface StackOptions {
   workers?: boolean;
   /** start the schedules' timers (default true; `fireSchedule` works either way) */
   schedules?: boolean;
+  /** progress lines for a person (npm start prints them) */
+  onProgress?: (message: string) => void;
   /** write the state file the CLI reads (npm start does) */
   writeStateFile?: boolean;
   onInvocation?: (log: InvocationLog) => void;
@@ -62,6 +76,10 @@ export interface StackOptions {
 export interface RunningStack {
   url: string;
   port: number;
+  /** true when the functions run from their bundles (`--bundled`) */
+  bundled: boolean;
+  /** the bundled functions' sandboxes (empty unless bundled) */
+  bundles: Map<string, BundledFunction>;
   definition: StackDefinition;
   dynamoDb: Emulator;
   sqs: Emulator;
@@ -97,7 +115,12 @@ const QUEUE_ALIASES = { orders: 'OrdersQueue', ordersDlq: 'OrdersDLQ', klarCosts
  */
 export async function startStack(options: StackOptions = {}): Promise<RunningStack> {
   const baseEnv = options.env ?? process.env;
-  const definition = readStackDefinition({ stage: 'local', env: baseEnv });
+  const parsed = readStackDefinition({ stage: 'local', env: baseEnv });
+  const definition: StackDefinition = {
+    ...parsed,
+    functions: parsed.functions.map((fn) => ({ ...fn, timeoutSeconds: options.functionTimeouts?.[fn.name] ?? fn.timeoutSeconds })),
+  };
+  const bundled = options.bundled ?? isTruthy(baseEnv.ORDERBRIDGE_BUNDLED);
   const cleanups: (() => Promise<unknown> | unknown)[] = [];
   const cleanup = async () => {
     for (const fn of cleanups.reverse()) await Promise.resolve(fn()).catch(() => undefined);
@@ -195,8 +218,26 @@ export async function startStack(options: StackOptions = {}): Promise<RunningSta
     resetClients();
 
     const handlers = new Map<string, Handler>();
+    const bundles = new Map<string, BundledFunction>();
+    if (bundled) {
+      // The functions' environment is fixed here, as a deployment fixes it.
+      const functionEnv = pickDefined(process.env);
+      const files = await ensureBundles(
+        definition.functions.filter((fn) => !options.handlers?.[fn.name]),
+        { onBuild: (names) => options.onProgress?.(`bundling ${names.join(', ')} with esbuild (serverless.yml custom.esbuild) …`) },
+      );
+      for (const [name, file] of files) {
+        const fn = definition.functions.find((candidate) => candidate.name === name)!;
+        bundles.set(name, new BundledFunction(name, file, fn.exportName, () => functionEnv));
+      }
+      cleanups.push(() => Promise.all([...bundles.values()].map((b) => b.stop())));
+      // One warm sandbox per function before the port opens (an init error stops the start).
+      await Promise.all([...bundles.values()].map((b) => b.warm()));
+    }
     for (const fn of definition.functions) {
-      handlers.set(fn.name, options.handlers?.[fn.name] ?? (await loadHandler(fn)));
+      const real = options.handlers?.[fn.name] ?? bundles.get(fn.name)?.handler ?? (await loadHandler(fn));
+      const wrap = options.wrapHandlers?.[fn.name];
+      handlers.set(fn.name, wrap ? wrap(real) : real);
     }
     const handlerOf = (name: string) => () => handlers.get(name)!;
 
@@ -270,6 +311,8 @@ export async function startStack(options: StackOptions = {}): Promise<RunningSta
     return {
       url,
       port: actualPort,
+      bundled,
+      bundles,
       definition,
       get dynamoDb() {
         return emulators.dynamoDb;
@@ -326,6 +369,10 @@ async function loadHandler(fn: FunctionDefinition): Promise<Handler> {
   const handler = module[fn.exportName];
   if (typeof handler !== 'function') throw new Error(`${fn.module} does not export ${fn.exportName}`);
   return handler as Handler;
+}
+
+function isTruthy(value: string | undefined): boolean {
+  return value !== undefined && ['1', 'true', 'yes'].includes(value.trim().toLowerCase());
 }
 
 function pickDefined(env: NodeJS.ProcessEnv): Record<string, string> {

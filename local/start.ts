@@ -13,6 +13,10 @@ whose *_BASE_URL is not set. The HTTP port opens only once everything is ready.
 Options:
   --port N        HTTP port (default: PORT or 3000; 0 picks a free one)
   --persist       keep DynamoDB data in .orderbridge/dynamodb between runs
+  --bundled       run the esbuild bundles that \`osls package\` zips (built into
+                  .orderbridge/bundles when missing or older than the sources) instead of
+                  the sources, each invocation in a sandbox killed at the function's timeout
+                  (also: ORDERBRIDGE_BUNDLED=1)
   -h, --help      show this help
 
 Environment: see README.md ("Configuration"). Ctrl-C stops every child process.`;
@@ -23,7 +27,12 @@ const secretFromEnv = Boolean(process.env.WEBHOOK_SECRETS);
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { port: { type: 'string' }, persist: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      port: { type: 'string' },
+      persist: { type: 'boolean', default: false },
+      bundled: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h' },
+    },
   });
   if (values.help) {
     console.log(HELP);
@@ -40,8 +49,11 @@ async function main(): Promise<void> {
   const stack = await startStack({
     port: values.port !== undefined ? Number(values.port) : undefined,
     persistDir,
+    bundled: values.bundled || undefined, // else ORDERBRIDGE_BUNDLED decides
     writeStateFile: true,
+    onProgress: (message) => console.log(`orderbridge: ${message}`),
     onInvocation: (log) => {
+      if (log.timedOut) return; // the runtime has said so already
       if (log.error || log.failures) {
         console.error(`orderbridge: ${log.functionName} ${log.records ?? ''} record(s), ${log.failures ?? 0} failed${log.error ? `: ${log.error}` : ''}`);
       }
@@ -68,6 +80,7 @@ function printSummary(stack: RunningStack, ms: number): void {
   console.log(`orderbridge: ready in ${(ms / 1000).toFixed(1)} s`);
   line('webhook', `POST ${stack.url}/webhooks/versacommerce`);
   line('health', `GET  ${stack.url}/health`);
+  line('functions', stack.bundled ? `esbuild bundles (.orderbridge/bundles), sandboxed, on Node ${process.versions.node}` : `TypeScript sources, in process, on Node ${process.versions.node}`);
   line('webhook secret', secretFromEnv ? '(from WEBHOOK_SECRETS)' : `${LOCAL_DEFAULTS.webhookSecret} (set WEBHOOK_SECRETS to change)`);
   line('DynamoDB Local', `${stack.dynamoDb.endpoint} (table ${stack.tableName})`);
   line('SQS emulator', stack.sqs.endpoint);
