@@ -22,6 +22,15 @@ export interface InvocationLog {
   ms: number;
 }
 
+/**
+ * A handler that holds each invocation to the timeout it finds in its context and rejects
+ * with FunctionTimeoutError past it (local/sandbox.ts: the clock starts once the sandbox is
+ * initialised, as Lambda's invoke phase starts after the init phase).
+ */
+export interface SelfTimedHandler extends Handler {
+  enforcesTimeout: true;
+}
+
 /** An invocation that outlived its function's timeout: Lambda ends it, and so does the local stack. */
 export class FunctionTimeoutError extends Error {
   override readonly name = 'FunctionTimeoutError';
@@ -44,6 +53,8 @@ function formatSeconds(ms: number): string {
  * see local/sandbox.ts; an in-process handler cannot be, so only its result is dropped).
  */
 export async function invokeWithTimeout(handler: Handler, event: unknown, functionName: string, timeoutSeconds: number): Promise<unknown> {
+  // A bundle's sandbox holds the invocation to the timeout itself, from after its cold start.
+  if ((handler as Partial<SelfTimedHandler>).enforcesTimeout) return handler(event, lambdaContext(functionName, timeoutSeconds));
   let timer: NodeJS.Timeout | undefined;
   try {
     return await Promise.race([
