@@ -295,9 +295,12 @@ function useDeployedSettings(env: NodeJS.ProcessEnv, settings: Record<string, st
 // ---------------------------------------------------------------------------------------
 // Credentials: one read-only request per enabled upstream, with the deployed credentials
 
-/** A number no shop ever gives an order: Komfortkasse must answer 404 to a key it accepts. */
+/**
+ * A number no shop gives an order (VersaCommerce codes look like 196-083-565): Komfortkasse
+ * answers 404 to a key it accepts. Short and plain, so no length or character rule refuses it.
+ */
 export function impossibleOrderNumber(): string {
-  return `orderbridge-check-${randomUUID()}`;
+  return `orderbridge-check-${randomUUID().replaceAll('-', '').slice(0, 12)}`;
 }
 
 async function checkCredentials(stage: string, target: Target, settings: Record<string, string | undefined>, report: (line: CheckLine) => void): Promise<void> {

@@ -63,7 +63,7 @@ describe('orderbridge check against the local stack', () => {
     expect(calls).toEqual(
       expect.arrayContaining([
         'GET /api/orders/count.json',
-        expect.stringMatching(/^GET \/api\/v2\/order\/orderbridge-check-[0-9a-f-]{36}$/),
+        expect.stringMatching(/^GET \/api\/v2\/order\/orderbridge-check-[0-9a-f]{12}$/),
         'GET /transaction-costs/state',
       ]),
     );
