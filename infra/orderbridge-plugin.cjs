@@ -5,13 +5,16 @@
  *
  * - Before anything is built (`package`, and `deploy` with a prebuilt `--package`), it checks
  *   the deploy-time settings and fails naming the environment variable at fault:
- *   ORDERBRIDGE_ALARM_EMAIL must be set for every stage but custom.alarmEmailOptionalStages
+ *   ORDERBRIDGE_ALARM_EMAIL must be set for every stage but custom.devStages
  *   (alarms that reach nobody are no alarms), and WEBHOOK_THROTTLE_BURST /
  *   WEBHOOK_THROTTLE_RATE must be positive numbers, ORDER_WORKER_CONCURRENCY (the order worker's
  *   maximumConcurrency) a whole number from 2 to 1000, and KLAR_ENABLED / KOMFORTKASSE_ENABLED
  *   must not both be false. Then the functions' settings go through lib/config/deployment.ts
  *   (run with tsx, so the rules exist once): every value parses as a cold start parses it, a
  *   production stage names its shop, and the settings that must agree do.
+ * - It resolves `${orderbridge:production}` (true on every stage but custom.devStages) and
+ *   `${orderbridge:dataPolicy}` (Retain there, else Delete) at package time, so the packaged
+ *   template of a production stage carries the literal policies and deletion protection.
  * - After a deploy (and on `info`), it prints the CloudWatch dashboard's URL.
  *
  * Plain CommonJS without dependencies: osls loads it from the service directory.
@@ -20,7 +23,7 @@
 const { spawnSync } = require('node:child_process');
 const path = require('node:path');
 
-const DEFAULT_OPTIONAL_STAGES = ['local', 'dev', 'ci'];
+const DEFAULT_DEV_STAGES = ['local', 'dev', 'ci'];
 // Deliberately loose: SNS (and the confirmation mail) is the real check.
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
@@ -32,12 +35,25 @@ class OrderbridgePlugin {
       notice: (message) => serverless.cli.log(message),
       warning: (message) => serverless.cli.log(message),
     };
+    this.configurationVariablesSources = {
+      orderbridge: { resolve: (source) => this.resolveVariable(source) },
+    };
     this.hooks = {
       'before:package:initialize': () => this.checkSettings(),
       'before:deploy:deploy': () => this.checkSettings(),
       'after:deploy:deploy': () => this.printDashboardUrl(),
       'after:info:info': () => this.printDashboardUrl(),
     };
+  }
+
+  /** `${orderbridge:production}` and `${orderbridge:dataPolicy}`, from the stage and custom.devStages. */
+  async resolveVariable({ address, resolveVariable }) {
+    const stage = String(await resolveVariable('sls:stage'));
+    const devStages = await resolveVariable('self:custom.devStages, null');
+    const production = !(Array.isArray(devStages) ? devStages.map(String) : DEFAULT_DEV_STAGES).includes(stage);
+    if (address === 'production') return { value: production };
+    if (address === 'dataPolicy') return { value: production ? 'Retain' : 'Delete' };
+    throw new Error(`\${orderbridge:${address}} is not known: use \${orderbridge:production} or \${orderbridge:dataPolicy}`);
   }
 
   fail(message) {
@@ -58,7 +74,7 @@ class OrderbridgePlugin {
     this.checked = true;
     const stage = this.stage();
     const custom = this.custom();
-    const optional = Array.isArray(custom.alarmEmailOptionalStages) ? custom.alarmEmailOptionalStages.map(String) : DEFAULT_OPTIONAL_STAGES;
+    const optional = Array.isArray(custom.devStages) ? custom.devStages.map(String) : DEFAULT_DEV_STAGES;
     const email = custom.alarmEmail === undefined || custom.alarmEmail === null ? '' : String(custom.alarmEmail).trim();
     if (email === '' && !optional.includes(stage)) {
       this.fail(

@@ -23,15 +23,18 @@ import { REPO_ROOT } from '../../local/stack.ts';
  */
 
 const ALARM_EMAIL = 'ops@example.com';
+/** Orderbridge's own metrics: one CloudWatch namespace per stage. */
+const namespaceOf = (stage: string) => `Orderbridge/${stage}`;
 const SHOP_URL = 'https://myshop.versacommerce.de';
 const STAGE = 'ci';
+const NAMESPACE = namespaceOf(STAGE);
 const OSLS_TIMEOUT_MS = 180_000;
 const FUNCTIONS = readStackDefinition({ stage: STAGE }).functions.map((fn) => fn.name);
 
 type Template = {
   Parameters?: Record<string, { Default?: unknown }>;
   Conditions?: Record<string, unknown>;
-  Resources: Record<string, { Type: string; Properties?: any; Condition?: string; DependsOn?: unknown }>;
+  Resources: Record<string, { Type: string; Properties?: any; Condition?: string; DependsOn?: unknown; DeletionPolicy?: string; UpdateReplacePolicy?: string }>;
   Outputs?: Record<string, { Value: unknown }>;
 };
 
@@ -410,7 +413,25 @@ describe('the packaged CloudFormation template (osls package --stage ci)', () =>
     if (workDir) rmSync(workDir, { recursive: true, force: true });
   });
 
-  const resources = (type: string) => Object.entries(template.Resources).filter(([, r]) => r.Type === type);
+  const resourcesOf = (t: Template, type: string) => Object.entries(t.Resources).filter(([, r]) => r.Type === type);
+  const resources = (type: string) => resourcesOf(template, type);
+  /** The dashboard's metric rows, its Fn::Sub resolved as CloudFormation would: region, queue names, API id. */
+  const dashboardMetrics = (t: Template): unknown[][] => {
+    const [[, dashboard] = []] = resourcesOf(t, 'AWS::CloudWatch::Dashboard');
+    const sub = dashboard?.Properties.DashboardBody['Fn::Sub'] as string;
+    expect(typeof sub).toBe('string');
+    const resolved = sub.replace(/\$\{([^}]+)\}/g, (_, expression: string) => {
+      if (expression === 'AWS::Region') return 'eu-central-1';
+      const [id, attribute] = expression.split('.');
+      const resource = t.Resources[id!];
+      if (!resource) throw new Error(`DashboardBody refers to \${${expression}}, which is not in the template`);
+      if (attribute === 'QueueName') return resource.Properties.QueueName;
+      if (!attribute) return `ref-of-${id}`;
+      throw new Error(`DashboardBody uses \${${expression}}`);
+    });
+    const body = JSON.parse(resolved) as { widgets: { properties: { metrics?: unknown[][] } }[] };
+    return body.widgets.flatMap((w) => w.properties.metrics ?? []);
+  };
   const lambdaOf = (fn: string) => {
     const found = resources('AWS::Lambda::Function').find(([, r]) => r.Properties.FunctionName === `orderbridge-${STAGE}-${fn}`);
     if (!found) throw new Error(`no Lambda function orderbridge-${STAGE}-${fn} in the template`);
@@ -524,16 +545,107 @@ describe('the packaged CloudFormation template (osls package --stage ci)', () =>
 
   it('alarms on ingest 5xx, a silent Klar poller, a reconcile that did not run and rejected credentials', () => {
     const service = { service: 'orderbridge' };
-    expect(findAlarm('Orderbridge', 'webhookOutcome', { ...service, outcome: 'enqueue-failed' })).toHaveLength(1);
-    expect(findAlarm('Orderbridge', 'webhookOutcome', { ...service, outcome: 'error' })).toHaveLength(1);
+    expect(findAlarm(NAMESPACE, 'webhookOutcome', { ...service, outcome: 'enqueue-failed' })).toHaveLength(1);
+    expect(findAlarm(NAMESPACE, 'webhookOutcome', { ...service, outcome: 'error' })).toHaveLength(1);
     expect(findAlarm('AWS/ApiGateway', '5xx', { ApiId: { Ref: 'HttpApi' }, Stage: '$default' })).toHaveLength(1);
     expect(template.Resources.KlarImportFailureAlarm?.Properties.TreatMissingData).toBe('breaching');
     const [[, notRun] = []] = findAlarm('AWS/Lambda', 'Invocations', { FunctionName: `orderbridge-${STAGE}-reconcile` });
-    expect(notRun?.Properties).toMatchObject({ Period: 86400, Threshold: 1, ComparisonOperator: 'LessThanThreshold', TreatMissingData: 'breaching' });
+    expect(notRun?.Properties).toMatchObject({ Threshold: 1, ComparisonOperator: 'LessThanThreshold', TreatMissingData: 'breaching' });
     for (const upstream of ['Komfortkasse', 'Klar', 'VersaCommerce']) {
-      const [[, auth] = []] = findAlarm('Orderbridge', 'upstreamAuthFailed', { ...service, upstream });
+      const [[, auth] = []] = findAlarm(NAMESPACE, 'upstreamAuthFailed', { ...service, upstream });
       expect(auth?.Properties, `upstreamAuthFailed alarm for ${upstream}`).toMatchObject({ Threshold: 0, ComparisonOperator: 'GreaterThanThreshold', Period: 300 });
     }
+  });
+
+  it('keeps metrics, alarms and the dashboard per stage: the packaged prod template names prod', () => {
+    for (const [t, stage] of [[template, STAGE], [prodTemplate, 'prod']] as const) {
+      // the functions write their metrics to the stage's namespace…
+      for (const [fn, env] of environments(t)) expect(env.POWERTOOLS_METRICS_NAMESPACE, fn).toBe(namespaceOf(stage));
+      // …every alarm on them reads it, and the AWS metrics' alarms name the stage's resources
+      for (const [logicalId, alarm] of resourcesOf(t, 'AWS::CloudWatch::Alarm')) {
+        const namespace = alarm.Properties.Namespace as string;
+        if (!namespace.startsWith('AWS/')) expect(namespace, logicalId).toBe(namespaceOf(stage));
+        for (const dimension of alarm.Properties.Dimensions as { Name: string; Value: unknown }[]) {
+          if (dimension.Name === 'FunctionName') expect(dimension.Value, logicalId).toMatch(new RegExp(`^orderbridge-${stage}-`));
+        }
+      }
+      // …and so does every dashboard graph of them
+      const own = dashboardMetrics(t).filter((row) => typeof row[0] === 'string' && !row[0].startsWith('AWS/'));
+      expect(own.length).toBeGreaterThan(10);
+      for (const row of own) expect(row[0], JSON.stringify(row)).toBe(namespaceOf(stage));
+    }
+  });
+
+  it('fires each "did not run" alarm within one schedule interval of a missed run, and never on schedule', () => {
+    // prepare: the schedules, and which alarm watches each scheduled function's runs
+    const schedules = new Map(readStackDefinition({ stage: STAGE }).functions.flatMap((fn) => fn.events.filter((e) => e.type === 'schedule').map((e) => [fn.name, e.everyMs / 1000] as const)));
+    const watched = [
+      { fn: 'reconcile', alarm: findAlarm('AWS/Lambda', 'Invocations', { FunctionName: `orderbridge-${STAGE}-reconcile` })[0]?.[1] },
+      { fn: 'poll-klar-state', alarm: template.Resources.KlarImportFailureAlarm },
+    ];
+    for (const { fn, alarm } of watched) {
+      const interval = schedules.get(fn)!;
+      const { Period, EvaluationPeriods, DatapointsToAlarm, TreatMissingData } = alarm!.Properties as Record<string, number | string>;
+      const window = Number(Period) * Number(EvaluationPeriods);
+      // assess: missing data breaches, and every period of the window must breach
+      expect(TreatMissingData, fn).toBe('breaching');
+      expect(DatapointsToAlarm, fn).toBe(EvaluationPeriods);
+      // a run on schedule always lies in the window (no false alarm), a missed one shows within an interval
+      expect(window, fn).toBeGreaterThan(interval);
+      expect(window - interval, fn).toBeLessThanOrEqual(interval);
+      // runs in a window are always fewer than EvaluationPeriods, so CloudWatch fills the
+      // missing periods instead of looking back past the window for older real points
+      expect(Math.ceil(window / interval) + 1, fn).toBeLessThan(Number(EvaluationPeriods));
+      // CloudWatch's limit: a day for periods under an hour, 7 days otherwise
+      expect(window, fn).toBeLessThanOrEqual(Number(Period) < 3600 ? 86_400 : 604_800);
+    }
+  });
+
+  it('retries scheduled functions deliberately (not Lambda\'s default of two)', () => {
+    const configs = resourcesOf(template, 'AWS::Lambda::EventInvokeConfig');
+    const scheduled = readStackDefinition({ stage: STAGE }).functions.filter((fn) => fn.events.some((e) => e.type === 'schedule'));
+    expect(scheduled.length).toBeGreaterThan(0);
+    for (const fn of scheduled) {
+      const { logicalId } = lambdaOf(fn.name);
+      const config = configs.find(([, c]) => canonical(c.Properties.FunctionName) === `\${${logicalId}}`);
+      expect(config?.[1].Properties.MaximumRetryAttempts, fn.name).toBeLessThan(2);
+    }
+  });
+
+  it('keeps the history table and the queues on prod (Retain, deletion protection); dev stages go with the stack', () => {
+    const data = (t: Template) => [...resourcesOf(t, 'AWS::DynamoDB::Table'), ...resourcesOf(t, 'AWS::SQS::Queue')];
+    expect(data(prodTemplate)).toHaveLength(5);
+    for (const [logicalId, resource] of data(prodTemplate)) {
+      expect({ DeletionPolicy: resource.DeletionPolicy, UpdateReplacePolicy: resource.UpdateReplacePolicy }, logicalId).toEqual({ DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain' });
+    }
+    for (const [logicalId, resource] of data(template)) expect(resource.DeletionPolicy, logicalId).toBe('Delete');
+    expect(prodTemplate.Resources.HistoryTable?.Properties.DeletionProtectionEnabled).toBe(true);
+    expect(template.Resources.HistoryTable?.Properties.DeletionProtectionEnabled).toBe(false);
+  });
+
+  it('keeps a message in a standard queue\'s DLQ longer than in its source queue (klar-costs 4 days, its DLQ 14)', () => {
+    const queues = resources('AWS::SQS::Queue');
+    expect(template.Resources.KlarCostsQueue?.Properties.MessageRetentionPeriod).toBe(4 * 86_400);
+    expect(template.Resources.KlarCostsDLQ?.Properties.MessageRetentionPeriod).toBe(14 * 86_400);
+    // a standard queue's message keeps its enqueue time in the DLQ (a FIFO one starts anew)
+    for (const [logicalId, queue] of queues.filter(([, q]) => !q.Properties.FifoQueue && q.Properties.RedrivePolicy)) {
+      const dlq = template.Resources[queue.Properties.RedrivePolicy.deadLetterTargetArn['Fn::GetAtt'][0]]!;
+      expect(dlq.Properties.MessageRetentionPeriod, logicalId).toBeGreaterThan(queue.Properties.MessageRetentionPeriod);
+    }
+  });
+
+  it('writes an HTTP API access log without bodies, query strings or paths', () => {
+    const [[, stage] = []] = resources('AWS::ApiGatewayV2::Stage');
+    const settings = stage?.Properties.AccessLogSettings as { DestinationArn: unknown; Format: string };
+    expect(canonical(settings.DestinationArn)).toMatch(/^\$\{(\w+)\.Arn\}$/);
+    const logGroup = template.Resources[canonical(settings.DestinationArn).slice(2, -'.Arn}'.length)]!;
+    expect(logGroup.Type).toBe('AWS::Logs::LogGroup');
+    expect(logGroup.Properties.RetentionInDays).toBeGreaterThan(0);
+    const format = JSON.parse(settings.Format) as Record<string, string>;
+    const variables = Object.values(format);
+    expect(variables.every((v) => /^\$context\.[\w.]+$/.test(v)), settings.Format).toBe(true);
+    expect(variables.filter((v) => /query|path|body|header|uri/i.test(v))).toEqual([]);
+    expect(variables).toEqual(expect.arrayContaining(['$context.requestId', '$context.routeKey', '$context.status']));
   });
 
   it('sends every alarm to the alarm topic', () => {
@@ -548,20 +660,7 @@ describe('the packaged CloudFormation template (osls package --stage ci)', () =>
     expect(dashboards).toHaveLength(1);
     const [logicalId, dashboard] = dashboards[0]!;
     expect(dashboard.Properties.DashboardName).toBe(`orderbridge-${STAGE}`);
-    // Fn::Sub as CloudFormation would resolve it: region, queue names, API id
-    const sub = dashboard.Properties.DashboardBody['Fn::Sub'] as string;
-    expect(typeof sub).toBe('string');
-    const resolved = sub.replace(/\$\{([^}]+)\}/g, (_, expression: string) => {
-      if (expression === 'AWS::Region') return 'eu-central-1';
-      const [id, attribute] = expression.split('.');
-      const resource = template.Resources[id!];
-      if (!resource) throw new Error(`DashboardBody refers to \${${expression}}, which is not in the template`);
-      if (attribute === 'QueueName') return resource.Properties.QueueName;
-      if (!attribute) return `ref-of-${id}`;
-      throw new Error(`DashboardBody uses \${${expression}}`);
-    });
-    const body = JSON.parse(resolved) as { widgets: { properties: { metrics?: unknown[][] } }[] };
-    const metrics = body.widgets.flatMap((w) => w.properties.metrics ?? []);
+    const metrics = dashboardMetrics(template);
     const mentioned = new Set(metrics.flat().filter((v): v is string => typeof v === 'string'));
     for (const [, queue] of resources('AWS::SQS::Queue')) expect(mentioned, `queue ${queue.Properties.QueueName}`).toContain(queue.Properties.QueueName);
     for (const fn of FUNCTIONS) expect(mentioned, `function ${fn}`).toContain(`orderbridge-${STAGE}-${fn}`);
