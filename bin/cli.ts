@@ -187,16 +187,21 @@ export const COMMANDS: Record<string, CommandSpec> = {
     },
   },
   reconcile: {
-    usage: 'reconcile --since <date> [--dry-run] [--json]',
+    usage: 'reconcile --since <date> [--open-max-age <days>] [--dry-run] [--json]',
     summary: "re-enqueue every shop order whose upstream state is missing or out of date",
     description:
       'Pages through the VersaCommerce order API (250 per page, created_at_min = --since), compares each\n' +
       'order with the history table and enqueues every order whose Komfortkasse or Klar state is missing\n' +
-      'or out of date — e.g. one whose webhook never arrived. Prints a summary: checked, in sync,\n' +
-      'enqueued, skipped by payment type, needs-attention. The reconcile Lambda does the same daily over\n' +
-      'the last 14 days. <date> is YYYY-MM-DD (midnight UTC) or ISO 8601 with a zone.',
+      'or out of date — e.g. one whose webhook never arrived. Then it reads the orders Komfortkasse still\n' +
+      'dunns (UNPAID, PAID_PARTIAL, up to --open-max-age days old) and looks up, by its code, each one the\n' +
+      'listing did not cover (older than --since, or gone from the shop), so a lost cancel, delete or\n' +
+      'payment of an old order is repaired too. Prints a summary: shop orders listed, Komfortkasse open\n' +
+      'and re-checked, checked, in sync, enqueued, skipped by payment type, needs-attention. The reconcile\n' +
+      'Lambda does the same daily over the last 14 days. <date> is YYYY-MM-DD (midnight UTC) or ISO 8601\n' +
+      'with a zone.',
     options: {
       since: { type: 'string', value: '<date>', help: 'orders created at or after this date (required)' },
+      'open-max-age': { type: 'string', value: '<days>', help: "how far back Komfortkasse's open orders are read (default 120)" },
       'dry-run': { type: 'boolean', help: 'report what would be enqueued; enqueue nothing' },
       json: { ...json, help: 'print the summary as JSON' },
     },
@@ -207,8 +212,13 @@ export const COMMANDS: Record<string, CommandSpec> = {
       if (typeof values.since !== 'string') throw new UsageError('reconcile needs --since <date>', 'reconcile');
       const since = parseSinceDate(values.since);
       if (!since) throw new UsageError(`invalid --since date "${values.since}": ${SINCE_FORMAT_HINT}`, 'reconcile');
+      const maxAge = values['open-max-age'];
+      const openMaxAgeDays = typeof maxAge === 'string' ? Number(maxAge) : undefined;
+      if (openMaxAgeDays !== undefined && !(Number.isInteger(openMaxAgeDays) && openMaxAgeDays >= 1 && openMaxAgeDays <= 3650)) {
+        throw new UsageError(`invalid --open-max-age "${maxAge}": a whole number of days from 1 to 3650`, 'reconcile');
+      }
       return async ({ io }) =>
-        (await import('../lib/ops/reconcile.ts')).runReconcile({ since, dryRun: values['dry-run'] === true, json: values.json === true }, io);
+        (await import('../lib/ops/reconcile.ts')).runReconcile({ since, dryRun: values['dry-run'] === true, json: values.json === true, openMaxAgeDays }, io);
     },
   },
   'klar-state': {

@@ -78,33 +78,53 @@ export async function countOrders(options: CallOptions = {}): Promise<number> {
 
 export interface ListOrdersQuery {
   limit: number;
-  offset: number;
+  /** only orders with an id at or above this one (`id_min`): how reconcile pages */
+  idMin?: number;
+  offset?: number;
   createdAtMin?: string;
+  /** only the order with this code (the order number Komfortkasse knows it by) */
+  code?: string;
   include?: string;
 }
 
+export interface OrderPage {
+  orders: FetchedOrder[];
+  invalid: { raw: unknown; reason: string }[];
+  /** entries on the page, valid or not: fewer than `limit` means the last page */
+  pageSize: number;
+  /** the highest order id on the page, invalid entries included: the next page starts above it */
+  lastId?: number;
+}
+
 /**
- * One page of GET /api/orders.json. Orders that fail the schema are returned separately
- * so one bad order cannot hide the rest of the page.
+ * One page of GET /api/orders.json (the shop lists by ascending id). Orders that fail the
+ * schema are returned separately so one bad order cannot hide the rest of the page.
  */
-export async function listOrders(query: ListOrdersQuery): Promise<{ orders: FetchedOrder[]; invalid: { raw: unknown; reason: string }[]; pageSize: number }> {
+export async function listOrders(query: ListOrdersQuery, options: CallOptions = {}): Promise<OrderPage> {
   const api = await client();
-  const searchParams: Record<string, string | number> = { limit: query.limit, offset: query.offset };
+  const searchParams: Record<string, string | number> = { limit: query.limit };
+  if (query.idMin !== undefined) searchParams.id_min = query.idMin;
+  if (query.offset !== undefined) searchParams.offset = query.offset;
   if (query.createdAtMin) searchParams.created_at_min = query.createdAtMin;
+  if (query.code !== undefined) searchParams.code = query.code;
   if (query.include) searchParams.include = query.include;
   let json: unknown;
   try {
-    json = await api.get('orders.json', { searchParams }).json();
+    json = await api.get('orders.json', { searchParams, signal: options.signal }).json();
   } catch (error) {
     throw toUpstreamError(UPSTREAM, error, credentialsRefused);
   }
   if (!Array.isArray(json)) throw new UpstreamError(UPSTREAM, 'orders.json did not answer a list', 'permanent');
   const orders: FetchedOrder[] = [];
   const invalid: { raw: unknown; reason: string }[] = [];
+  let lastId: number | undefined;
   for (const entry of json) {
+    const rawId = (entry as { order?: { id?: unknown } } | null)?.order?.id;
+    const id = typeof rawId === 'number' ? rawId : typeof rawId === 'string' && /^\d{1,15}$/.test(rawId) ? Number(rawId) : undefined;
+    if (id !== undefined && Number.isSafeInteger(id) && (lastId === undefined || id > lastId)) lastId = id;
     const parsed = orderListSchema.element.safeParse(entry);
     if (parsed.success) orders.push({ order: parsed.data.order, raw: (entry as { order: Record<string, unknown> }).order });
     else invalid.push({ raw: entry, reason: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') });
   }
-  return { orders, invalid, pageSize: json.length };
+  return { orders, invalid, pageSize: json.length, ...(lastId === undefined ? {} : { lastId }) };
 }

@@ -366,7 +366,9 @@ export function renderStatus(status: StatusJson): string {
   if (status.reconcile.error) lines.push('Last reconcile:   ? (could not be read)');
   else if (!run) lines.push('Last reconcile:   none recorded');
   else {
-    const what = run.error ? `FAILED: ${run.error}` : `${run.checked} checked, ${run.enqueued} ${run.dryRun ? 'would be enqueued (dry run)' : 'enqueued'}`;
+    const sides =
+      run.shopListed === undefined ? '' : ` (shop ${run.shopListed}${run.komfortkasseOpen === undefined ? '' : `; Komfortkasse ${run.komfortkasseOpen} open, ${run.komfortkasseRechecked ?? 0} re-checked`})`;
+    const what = run.error ? `FAILED: ${run.error}` : `${run.checked} checked${sides}, ${run.enqueued} ${run.dryRun ? 'would be enqueued (dry run)' : 'enqueued'}`;
     lines.push(`Last reconcile:   ${run.at} (${run.trigger}) — ${what}`);
     if (status.reconcile.lastCompletedAt && status.reconcile.lastCompletedAt !== run.at) lines.push(`                  last completed run ${status.reconcile.lastCompletedAt}`);
   }

@@ -9,6 +9,11 @@ export const reconcileRunSchema = z.object({
   at: z.string(),
   since: z.string(),
   checked: z.number(),
+  /** orders the shop listing returned for the window (absent in runs recorded before it was counted) */
+  shopListed: z.optional(z.number()),
+  /** open orders Komfortkasse listed, and how many of them the run re-checked in the shop (absent: side off) */
+  komfortkasseOpen: z.optional(z.number()),
+  komfortkasseRechecked: z.optional(z.number()),
   enqueued: z.number(),
   needsAttention: z.number(),
   invalid: z.number(),

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { listOpenKomfortkasseOrders } from '../clients/komfortkasse.ts';
 import { listOrders, type FetchedOrder } from '../clients/versacommerce.ts';
 import { config } from '../config/index.ts';
 import { klarPlanSettings, komfortkasseMappingSettings } from '../config/mapping.ts';
@@ -10,19 +11,44 @@ import type { OrderRecord } from '../domain/sync-state.ts';
 import type { VersaCommerceOrder } from '../domain/versacommerce.ts';
 import { count } from '../observability/metrics.ts';
 import { enqueueOrderChanged } from '../queue/orders.ts';
-import { getOrderRecords } from '../store/order-record.ts';
+import { findOrderIdByCode, getOrderRecords } from '../store/order-record.ts';
 import { recordReconcileRun } from '../store/reconcile-runs.ts';
 
 export const RECONCILE_PAGE_SIZE = 250;
 
 /**
+ * How far back Komfortkasse's open orders are read (`maxAge`, in days; Komfortkasse's own
+ * default): an order it still dunns after that long is a case for a person, not a sync.
+ */
+export const DEFAULT_OPEN_MAX_AGE_DAYS = 120;
+
+/** The Komfortkasse side of a run: what it still dunns, and how much of that was re-checked. */
+export interface KomfortkasseReconcileSide {
+  /** false when KOMFORTKASSE_ENABLED=false: the side was not read */
+  enabled: boolean;
+  maxAgeDays: number;
+  /** open orders (UNPAID, PAID_PARTIAL) Komfortkasse listed */
+  open: number;
+  /** of those, the ones the shop listing did not cover (older than the window, or gone from the shop): one shop look-up each */
+  rechecked: number;
+  /** re-checked, but the shop has no such order any more: enqueued for the worker to confirm and remove */
+  goneFromShop: number;
+  /** re-checked, neither in the shop nor in the history: nothing Orderbridge can decide (left to a person) */
+  unknown: number;
+}
+
+/**
  * Every checked order lands in exactly one of inSync, enqueued, skippedByPaymentType and
  * needsAttention (so they add up to `checked`); `invalid` counts orders the shop returned
- * that fail the schema, which are not checked.
+ * that fail the schema, which are not checked. `checked` covers both sides: `shopListed`
+ * orders from the shop listing, and the Komfortkasse side's re-checks.
  */
 export interface ReconcileSummary {
   since: string;
   checked: number;
+  /** orders the shop listing returned for the window (valid ones; those are checked) */
+  shopListed: number;
+  komfortkasse: KomfortkasseReconcileSide;
   inSync: number;
   enqueued: number;
   skippedByPaymentType: number;
@@ -35,9 +61,18 @@ export interface ReconcileSummary {
 export interface ReconcileOptions {
   since: Date;
   dryRun?: boolean;
+  /** how far back Komfortkasse's open orders are read (default DEFAULT_OPEN_MAX_AGE_DAYS) */
+  openMaxAgeDays?: number;
   /** who started it (schedule, console, cli): recorded with the run for `orderbridge status` */
   trigger?: string;
   onPage?: (progress: { page: number; checked: number; enqueued: number }) => void;
+  /** after Komfortkasse's open orders were read, and after their re-check */
+  onKomfortkasse?: (side: KomfortkasseReconcileSide & { done: boolean }) => void;
+}
+
+/** A side switched off (KOMFORTKASSE_ENABLED / KLAR_ENABLED=false) is not reconciled. */
+function sideEnabled(name: 'KOMFORTKASSE_ENABLED' | 'KLAR_ENABLED'): boolean {
+  return (config() as Partial<Record<typeof name, boolean>>)[name] !== false;
 }
 
 type Verdict = 'in-sync' | 'out-of-date' | 'skipped' | 'needs-attention';
@@ -48,6 +83,7 @@ type Verdict = 'in-sync' | 'out-of-date' | 'skipped' | 'needs-attention';
  * nothing upstream, so it counts as in sync.
  */
 export function komfortkasseVerdict(order: VersaCommerceOrder, record: OrderRecord | undefined): Verdict {
+  if (!sideEnabled('KOMFORTKASSE_ENABLED')) return 'in-sync';
   const recorded = record?.komfortkasse;
   const plan = planKomfortkasse({ shop: { kind: 'order', order }, recorded, mapping: komfortkasseMappingSettings(), authoritative: true, operator: false });
   switch (plan.kind) {
@@ -62,6 +98,7 @@ export function komfortkasseVerdict(order: VersaCommerceOrder, record: OrderReco
 
 /** Klar side, by the Klar planner: does Klar hold the cost the fee schedule gives now? */
 export function klarInSync(order: VersaCommerceOrder, record: OrderRecord | undefined, now = new Date()): boolean {
+  if (!sideEnabled('KLAR_ENABLED')) return true;
   const facts = klarCostMessageFor(order, { receivedAt: now.toISOString(), correlationId: 'reconcile' });
   const plan = planKlarCost(facts, record?.klar, klarPlanSettings());
   // A newer copy with the same cost (`touch`) changes nothing in Klar.
@@ -69,8 +106,10 @@ export function klarInSync(order: VersaCommerceOrder, record: OrderRecord | unde
 }
 
 /**
- * Pages through the shop's orders since a date and re-enqueues every order whose recorded
- * upstream state is missing or out of date — a lost webhook is caught here.
+ * Pages through the shop's orders since a date, then reads what Komfortkasse still dunns and
+ * re-checks every open order the listing did not cover against the shop, and re-enqueues
+ * every order whose recorded upstream state is missing or out of date — a lost webhook is
+ * caught here, however old its order.
  */
 export async function reconcile(options: ReconcileOptions): Promise<ReconcileSummary> {
   const startedAt = new Date().toISOString();
@@ -78,6 +117,15 @@ export async function reconcile(options: ReconcileOptions): Promise<ReconcileSum
   const summary: ReconcileSummary = {
     since,
     checked: 0,
+    shopListed: 0,
+    komfortkasse: {
+      enabled: sideEnabled('KOMFORTKASSE_ENABLED'),
+      maxAgeDays: options.openMaxAgeDays ?? DEFAULT_OPEN_MAX_AGE_DAYS,
+      open: 0,
+      rechecked: 0,
+      goneFromShop: 0,
+      unknown: 0,
+    },
     inSync: 0,
     enqueued: 0,
     skippedByPaymentType: 0,
@@ -92,6 +140,8 @@ export async function reconcile(options: ReconcileOptions): Promise<ReconcileSum
       at: startedAt,
       since,
       checked: summary.checked,
+      shopListed: summary.shopListed,
+      ...(summary.komfortkasse.enabled ? { komfortkasseOpen: summary.komfortkasse.open, komfortkasseRechecked: summary.komfortkasse.rechecked } : {}),
       enqueued: summary.enqueued,
       needsAttention: summary.needsAttention,
       invalid: summary.invalid,
@@ -100,7 +150,8 @@ export async function reconcile(options: ReconcileOptions): Promise<ReconcileSum
       ...(error === undefined ? {} : { error: describeError(error) }),
     });
   try {
-    await pages(options, summary, correlationId);
+    const listed = await pages(options, summary, correlationId);
+    if (summary.komfortkasse.enabled) await openAtKomfortkasse(options, summary, correlationId, listed);
   } catch (error) {
     // A failed run is recorded too (status shows it); the error still fails the invocation.
     await run(error).catch(() => undefined);
@@ -111,16 +162,67 @@ export async function reconcile(options: ReconcileOptions): Promise<ReconcileSum
   return summary;
 }
 
-async function pages(options: ReconcileOptions, summary: ReconcileSummary, correlationId: string): Promise<void> {
+/**
+ * The shop listing, paged by `id_min` (ascending ids): an order created during the run
+ * lands on a later page instead of shifting an offset over one not yet seen. Returns the
+ * codes it checked.
+ */
+async function pages(options: ReconcileOptions, summary: ReconcileSummary, correlationId: string): Promise<Set<string>> {
   const since = summary.since;
-  for (let page = 0, offset = 0; ; page++, offset += RECONCILE_PAGE_SIZE) {
-    const result = await listOrders({ limit: RECONCILE_PAGE_SIZE, offset, createdAtMin: since, include: 'items,shipments' });
+  const listed = new Set<string>();
+  let idMin: number | undefined;
+  for (let page = 0; ; page++) {
+    const result = await listOrders({ limit: RECONCILE_PAGE_SIZE, ...(idMin === undefined ? {} : { idMin }), createdAtMin: since, include: 'items,shipments' });
     summary.invalid += result.invalid.length;
+    summary.shopListed += result.orders.length;
     const records = await getOrderRecords(result.orders.map((o) => o.order.id));
-    for (const fetched of result.orders) await check(fetched, records.get(fetched.order.id), summary, correlationId);
+    for (const fetched of result.orders) {
+      listed.add(fetched.order.code);
+      await check(fetched, records.get(fetched.order.id), summary, correlationId);
+    }
     options.onPage?.({ page, checked: summary.checked, enqueued: summary.enqueued });
-    if (result.pageSize < RECONCILE_PAGE_SIZE) break;
+    // A full page whose ids cannot be read cannot be paged past: stop rather than loop.
+    if (result.pageSize < RECONCILE_PAGE_SIZE || result.lastId === undefined) break;
+    idMin = result.lastId + 1;
   }
+  return listed;
+}
+
+/**
+ * Komfortkasse's side: every order it still dunns that the shop listing did not cover
+ * (older than the window, or no longer in the shop) is looked up in the shop by its code,
+ * once, and checked like a listed order. One the shop no longer has goes to the worker
+ * without a snapshot (by the id the history recorded for its code): the worker fetches it,
+ * confirms the deletion and removes it from Komfortkasse.
+ */
+async function openAtKomfortkasse(options: ReconcileOptions, summary: ReconcileSummary, correlationId: string, listed: Set<string>): Promise<void> {
+  const side = summary.komfortkasse;
+  const open = await listOpenKomfortkasseOrders({ maxAgeDays: side.maxAgeDays });
+  const codes = [...new Set(open.map((order) => order.number))];
+  side.open = codes.length;
+  const toCheck = codes.filter((code) => !listed.has(code));
+  options.onKomfortkasse?.({ ...side, done: false });
+  for (const code of toCheck) {
+    side.rechecked++;
+    const page = await listOrders({ limit: 1, code, include: 'items,shipments' });
+    summary.invalid += page.invalid.length;
+    const fetched = page.orders.find((o) => o.order.code === code);
+    if (fetched) {
+      const records = await getOrderRecords([fetched.order.id]);
+      await check(fetched, records.get(fetched.order.id), summary, correlationId);
+      continue;
+    }
+    if (page.invalid.length) continue; // the shop has it, but in a shape we cannot check: counted as invalid
+    const orderId = await findOrderIdByCode(code);
+    if (orderId === undefined) {
+      side.unknown++;
+      continue;
+    }
+    side.goneFromShop++;
+    summary.checked++;
+    await enqueue(summary, { orderId, orderCode: code }, correlationId);
+  }
+  options.onKomfortkasse?.({ ...side, done: true });
 }
 
 async function check(fetched: FetchedOrder, record: OrderRecord | undefined, summary: ReconcileSummary, correlationId: string): Promise<void> {
@@ -136,21 +238,23 @@ async function check(fetched: FetchedOrder, record: OrderRecord | undefined, sum
     else summary.inSync++;
     return;
   }
+  // A removed order comes back only on the shop's word at processing time: without a
+  // snapshot the worker fetches it, so this listing (maybe older than a cancel) cannot.
+  await enqueue(summary, { orderId: order.id, orderCode: order.code, ...(record?.komfortkasse.state === 'removed' ? {} : { order: raw }) }, correlationId);
+}
+
+/** One message either way: the order worker forwards the Klar cost when Klar needs it. */
+async function enqueue(summary: ReconcileSummary, target: { orderId: number; orderCode: string; order?: Record<string, unknown> }, correlationId: string): Promise<void> {
   summary.enqueued++;
-  summary.enqueuedOrderIds.push(order.id);
+  summary.enqueuedOrderIds.push(target.orderId);
   if (summary.dryRun) return;
   const receivedAt = new Date().toISOString();
-  // One message either way: the order worker forwards the Klar cost when Klar needs it.
   await enqueueOrderChanged({
     kind: 'order-changed',
-    orderId: order.id,
-    orderCode: order.code,
-    // A removed order comes back only on the shop's word at processing time: without a
-    // snapshot the worker fetches it, so this listing (maybe older than a cancel) cannot.
-    order: record?.komfortkasse.state === 'removed' ? undefined : raw,
+    ...target,
     source: 'reconcile',
     receivedAt,
-    deliveryId: `reconcile:${order.id}:${receivedAt}`,
+    deliveryId: `reconcile:${target.orderId}:${receivedAt}`,
     correlationId,
   });
 }

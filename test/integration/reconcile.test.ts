@@ -3,10 +3,11 @@ import { DEFAULT_SINCE_DAYS, sinceFromEvent } from '../../functions/reconcile.ts
 import { InvalidMessageError } from '../../lib/domain/errors.ts';
 import { listAttempts } from '../../lib/store/attempts.ts';
 import { getOrderRecord } from '../../lib/store/order-record.ts';
-import type { ReconcileSummary } from '../../lib/sync/reconcile.ts';
+import { reconcile, type ReconcileSummary } from '../../lib/sync/reconcile.ts';
+import { seedKomfortkasseOrder } from '../../local/simulators/fixtures.ts';
 import type { RunningStack } from '../../local/stack.ts';
 import { buildVersaCommerceOrder } from '../factories/orders.ts';
-import { bootStack, cliFor, postWebhook, queueDepth, waitFor } from './harness.ts';
+import { bootStack, cliFor, drained, postWebhook, queueDepth, waitFor } from './harness.ts';
 
 const DAY = 86_400_000;
 const daysAgo = (days: number) => new Date(Date.now() - days * DAY);
@@ -73,6 +74,7 @@ describe('reconcile through the local stack', () => {
     for (const o of [viaWebhook, paypal]) expect((await postWebhook(stack, { order: o })).status).toBe(202);
     await synced(viaWebhook.id);
     await synced(paypal.id, 'skipped');
+    await drained(stack); // a loaded machine may redeliver a message while it is being handled
 
     // act 1: dry run
     const dry = await cli('reconcile', '--since', since, '--dry-run', '--json');
@@ -82,6 +84,9 @@ describe('reconcile through the local stack', () => {
     expect(drySummary).toEqual({
       since: `${since}T00:00:00.000Z`,
       checked: 4,
+      shopListed: 4,
+      // Komfortkasse dunns the webhook order only, which the listing covered: nothing to re-check
+      komfortkasse: { enabled: true, maxAgeDays: 120, open: 1, rechecked: 0, goneFromShop: 0, unknown: 0 },
       inSync: 2, // the webhook order, and the canceled order that never needed sending
       enqueued: 1,
       skippedByPaymentType: 1,
@@ -98,19 +103,23 @@ describe('reconcile through the local stack', () => {
     const run = await cli('reconcile', '--since', since);
     // assess 2
     expect(run.code).toBe(0);
-    expect(run.stdout).toMatch(/checked\s+4\n/);
+    expect(run.stdout).toMatch(/shop orders listed\s+4\s+created since/);
+    expect(run.stdout).toMatch(/Komfortkasse open\s+1\s/);
+    expect(run.stdout).toMatch(/re-checked in shop\s+0\s/);
+    expect(run.stdout).toMatch(/\n  checked\s+4\n/);
     expect(run.stdout).toMatch(/in sync\s+2\n/);
     expect(run.stdout).toMatch(new RegExp(`enqueued\\s+1\\s+order ids ${lost.id}\\n`));
     expect(run.stdout).toMatch(/skipped \(payment type\)\s+1\n/);
     expect(run.stdout).toMatch(/needs-attention\s+0/);
     expect(run.stderr).toMatch(/reconcile: page 1 — 4 checked, 1 enqueued/);
+    expect(run.stderr).toMatch(/reconcile: Komfortkasse — 0 open order\(s\) re-checked in the shop/);
     const record = await synced(lost.id);
     expect(record.orderCode).toBe(lost.code);
     expect(kkSubmits(lost.code)).toHaveLength(1);
     expect(kkSubmits(old.code)).toHaveLength(0);
     expect(kkSubmits(viaWebhook.code)).toHaveLength(1); // not submitted again
     const listCalls = vc().requests.filter((r) => r.path === '/api/orders.json');
-    expect(listCalls.at(-1)?.query).toMatchObject({ limit: '250', offset: '0', created_at_min: `${since}T00:00:00.000Z` });
+    expect(listCalls.at(-1)?.query).toEqual({ limit: '250', created_at_min: `${since}T00:00:00.000Z`, include: 'items,shipments' });
 
     // act 3: now everything is in sync
     const again = JSON.parse((await cli('reconcile', '--since', since, '--json')).stdout) as ReconcileSummary;
@@ -162,7 +171,7 @@ describe('reconcile through the local stack', () => {
     expect(kkSubmits(lostPaypal.code)).toHaveLength(0);
   });
 
-  it('pages through the shop 250 orders at a time', async () => {
+  it('pages through the shop 250 orders at a time, by id_min', async () => {
     // prepare: 300 old orders the pipeline never saw
     for (let i = 0; i < 300; i++) vc().addOrder(order(20_000 + i, new Date('2024-03-01T10:00:00Z')));
     const before = vc().requests.length;
@@ -173,9 +182,10 @@ describe('reconcile through the local stack', () => {
     expect(summary.checked).toBe(vc().orders.size);
     expect(summary.enqueued).toBe(301); // the 300 and the 30-day-old one
     const pages = vc().requests.slice(before).filter((r) => r.path === '/api/orders.json');
-    expect(pages.map((r) => [r.query.limit, r.query.offset])).toEqual([
-      ['250', '0'],
-      ['250', '250'],
+    const lastOfFirstPage = [...vc().orders.keys()].sort((a, b) => a - b)[249]!;
+    expect(pages.map((r) => [r.query.limit, r.query.id_min, r.query.offset])).toEqual([
+      ['250', undefined, undefined],
+      ['250', String(lastOfFirstPage + 1), undefined],
     ]);
     expect(dry.stderr).toMatch(/page 1 — 250 checked[\s\S]*page 2 — \d+ checked/);
     expect(await queueDepth(stack, stack.queues.orders.url)).toBe(0);
@@ -208,5 +218,95 @@ describe('reconcile and a removed order the shop reopened', () => {
     expect(vc.requests.filter((r) => r.path === `/api/orders/${open.id}.json`).length).toBeGreaterThan(fetchesBefore);
     expect(kk.orders.get(open.code)?.paymentStatus).toBe('UNPAID');
     expect(kk.requests.filter((r) => r.path === `/api/v2/order/${open.code}`)).toHaveLength(2);
+  });
+});
+
+// What Komfortkasse still dunns, beyond the 14-day listing: old orders whose cancel, delete
+// or payment webhook was lost are found through Komfortkasse's open orders.
+describe('reconcile and what Komfortkasse still dunns', () => {
+  let stack: RunningStack;
+  beforeAll(async () => {
+    stack = await bootStack();
+  });
+  afterAll(async () => stack?.stop());
+  const vc = () => stack.simulators.versaCommerce!;
+  const kk = () => stack.simulators.komfortkasse!;
+  const removesOf = (code: string) => kk().requests.filter((r) => r.method === 'POST' && r.path === `/api/v2/order/remove/${code}`);
+  const submitsOf = (code: string) => kk().requests.filter((r) => r.method === 'POST' && r.path === `/api/v2/order/${code}`);
+  const lookupsOf = (code: string) => vc().requests.filter((r) => r.path === '/api/orders.json' && r.query.code === code);
+
+  /**
+   * An order created `days` ago: in the shop, in Komfortkasse since then (as an earlier
+   * submission left it), and synced once by webhook, so the history knows it.
+   */
+  const oldOpenOrder = async (id: number, days: number, overrides: Record<string, unknown> = {}) => {
+    const order = buildVersaCommerceOrder({ id, code: `RK-${id}`, created_at: daysAgo(days).toISOString(), payment_type: 'invoice', ...overrides });
+    vc().addOrder(order);
+    kk().seedOrder({ number: order.code, body: seedKomfortkasseOrder(), createdAt: daysAgo(days) });
+    expect((await postWebhook(stack, { order })).status).toBe(202);
+    await waitFor(async () => (await getOrderRecord(id))?.komfortkasse.state === 'submitted', `order ${id} to be submitted`);
+    return order;
+  };
+
+  it('a 30-day-old open order canceled in the shop with its webhook lost is removed from Komfortkasse', async () => {
+    // prepare: synced 30 days ago; then canceled in the shop, and that webhook never arrived
+    const order = await oldOpenOrder(9200, 30);
+    vc().addOrder({ ...order, status: 'canceled' });
+    await drained(stack);
+    // act: the daily run (the last 14 days)
+    const summary = (await stack.fireSchedule('reconcile')) as ReconcileSummary;
+    // assess: outside the listing, found through Komfortkasse, looked up once by its code, removed
+    expect(summary.komfortkasse).toEqual({ enabled: true, maxAgeDays: 120, open: 1, rechecked: 1, goneFromShop: 0, unknown: 0 });
+    expect(summary.shopListed).toBe(0);
+    expect(summary.enqueuedOrderIds).toEqual([order.id]);
+    expect(lookupsOf(order.code)).toHaveLength(1);
+    expect(kk().requests.find((r) => r.method === 'GET' && r.path === '/api/v2/orders')?.query).toEqual({ paymentStatus: 'UNPAID,PAID_PARTIAL', maxAge: '120' });
+    await waitFor(async () => (await getOrderRecord(order.id))?.komfortkasse.state === 'removed', 'the remove');
+    expect(removesOf(order.code)).toHaveLength(1);
+    expect(kk().orders.get(order.code)?.paymentStatus).toBe('DISAPPEARED');
+  });
+
+  it('also closes old orders deleted or paid in the shop, leaves old in-sync ones alone and counts what nobody knows', async () => {
+    // prepare: four old orders Komfortkasse dunns, and one only Komfortkasse knows
+    const deleted = await oldOpenOrder(9201, 40);
+    const paid = await oldOpenOrder(9202, 50);
+    const inSync = await oldOpenOrder(9203, 60);
+    const tooOld = await oldOpenOrder(9204, 200);
+    kk().seedOrder({ number: 'LEGACY-1', body: seedKomfortkasseOrder(), createdAt: daysAgo(20) });
+    await drained(stack);
+    vc().removeOrder(deleted.id);
+    vc().addOrder({ ...paid, payment_status: 'paid' });
+    const submitsBefore = submitsOf(inSync.code).length;
+    // act
+    const summary = await reconcile({ since: daysAgo(14), trigger: 'test' });
+    // assess
+    expect(summary.komfortkasse).toEqual({ enabled: true, maxAgeDays: 120, open: 4, rechecked: 4, goneFromShop: 1, unknown: 1 });
+    expect(summary.enqueuedOrderIds.sort()).toEqual([deleted.id, paid.id]);
+    expect(summary).toMatchObject({ checked: 3, inSync: 1, enqueued: 2 });
+    expect(lookupsOf(tooOld.code)).toHaveLength(0); // beyond maxAge
+    await waitFor(async () => (await getOrderRecord(deleted.id))?.komfortkasse.state === 'removed', 'the deleted order to be removed');
+    expect(removesOf(deleted.code)).toHaveLength(1);
+    await waitFor(() => submitsOf(paid.code).at(-1)?.body && (submitsOf(paid.code).at(-1)!.body as { stopReminder?: boolean }).stopReminder === true, 'stopReminder for the paid order');
+    await drained(stack);
+    expect(submitsOf(inSync.code)).toHaveLength(submitsBefore);
+    expect(kk().orders.get('LEGACY-1')?.paymentStatus).toBe('UNPAID');
+  });
+
+  it('pages by id_min, so an order deleted from a page already read does not hide one of the next page', async () => {
+    // prepare: 260 recent orders the pipeline never saw (two pages)
+    const ids = Array.from({ length: 260 }, (_, i) => 30_000 + i);
+    for (const id of ids) vc().addOrder(buildVersaCommerceOrder({ id, code: `RP-${id}`, created_at: daysAgo(1).toISOString(), payment_type: 'paypal' }));
+    // act: while page 1 is checked, the shop deletes one of its orders
+    const summary = await reconcile({
+      since: daysAgo(2),
+      dryRun: true,
+      trigger: 'test',
+      onPage: ({ page }) => {
+        if (page === 0) vc().removeOrder(ids[0]!);
+      },
+    });
+    // assess: every order of both pages was checked once (offset paging would skip one)
+    expect(summary.shopListed).toBe(260);
+    expect(new Set(summary.enqueuedOrderIds.filter((id) => ids.includes(id))).size).toBe(260);
   });
 });
