@@ -70,11 +70,6 @@ export interface ReconcileOptions {
   onKomfortkasse?: (side: KomfortkasseReconcileSide & { done: boolean }) => void;
 }
 
-/** A side switched off (KOMFORTKASSE_ENABLED / KLAR_ENABLED=false) is not reconciled. */
-function sideEnabled(name: 'KOMFORTKASSE_ENABLED' | 'KLAR_ENABLED'): boolean {
-  return (config() as Partial<Record<typeof name, boolean>>)[name] !== false;
-}
-
 type Verdict = 'in-sync' | 'out-of-date' | 'skipped' | 'needs-attention';
 
 /**
@@ -83,7 +78,6 @@ type Verdict = 'in-sync' | 'out-of-date' | 'skipped' | 'needs-attention';
  * nothing upstream, so it counts as in sync.
  */
 export function komfortkasseVerdict(order: VersaCommerceOrder, record: OrderRecord | undefined): Verdict {
-  if (!sideEnabled('KOMFORTKASSE_ENABLED')) return 'in-sync';
   const recorded = record?.komfortkasse;
   const plan = planKomfortkasse({ shop: { kind: 'order', order }, recorded, mapping: komfortkasseMappingSettings(), authoritative: true, operator: false });
   switch (plan.kind) {
@@ -98,7 +92,6 @@ export function komfortkasseVerdict(order: VersaCommerceOrder, record: OrderReco
 
 /** Klar side, by the Klar planner: does Klar hold the cost the fee schedule gives now? */
 export function klarInSync(order: VersaCommerceOrder, record: OrderRecord | undefined, now = new Date()): boolean {
-  if (!sideEnabled('KLAR_ENABLED')) return true;
   const facts = klarCostMessageFor(order, { receivedAt: now.toISOString(), correlationId: 'reconcile' });
   const plan = planKlarCost(facts, record?.klar, klarPlanSettings());
   // A newer copy with the same cost (`touch`) changes nothing in Klar.
@@ -119,7 +112,8 @@ export async function reconcile(options: ReconcileOptions): Promise<ReconcileSum
     checked: 0,
     shopListed: 0,
     komfortkasse: {
-      enabled: sideEnabled('KOMFORTKASSE_ENABLED'),
+      // A side switched off is not read: nothing is sent to it.
+      enabled: config().KOMFORTKASSE_ENABLED,
       maxAgeDays: options.openMaxAgeDays ?? DEFAULT_OPEN_MAX_AGE_DAYS,
       open: 0,
       rechecked: 0,
