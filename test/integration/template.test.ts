@@ -648,6 +648,30 @@ describe('the packaged CloudFormation template (osls package --stage ci)', () =>
     expect(variables).toEqual(expect.arrayContaining(['$context.requestId', '$context.routeKey', '$context.status']));
   });
 
+  it('switches the Klar poller, the Klar alarms and the dashboard note off at package time with KLAR_ENABLED=false', () => {
+    // (the prod package runs with KLAR_ENABLED=false, the ci package with both sides on)
+    const pollerRule = (t: Template) =>
+      Object.values(t.Resources).find(
+        (r) => r.Type === 'AWS::Events::Rule' && JSON.stringify(r.Properties.Targets ?? []).includes('PollDashklarDashstateLambdaFunction'),
+      );
+    const note = (t: Template) => {
+      const body = Object.values(t.Resources).find((r) => r.Type === 'AWS::CloudWatch::Dashboard')!.Properties.DashboardBody['Fn::Sub'] as string;
+      return /\*\*(Komfortkasse: \w+ · Klar: \w+)\*\*/.exec(body)?.[1];
+    };
+    for (const [t, klar, state] of [
+      [template, 'on', 'ENABLED'],
+      [prodTemplate, 'off', 'DISABLED'],
+    ] as const) {
+      expect(pollerRule(t)?.Properties.State).toBe(state);
+      // CloudFormation evaluates the Condition at deploy time; its operands are fixed at package time
+      expect(t.Conditions?.KlarEnabled).toEqual({ 'Fn::Equals': [klar, 'on'] });
+      expect(t.Conditions?.KomfortkasseEnabled).toEqual({ 'Fn::Equals': ['on', 'on'] });
+      expect(note(t)).toBe(`Komfortkasse: on · Klar: ${klar}`);
+      for (const alarm of ['KlarImportFailureAlarm', 'KlarAuthFailedAlarm']) expect(t.Resources[alarm]?.Condition, alarm).toBe('KlarEnabled');
+      expect(t.Resources.KomfortkasseAuthFailedAlarm?.Condition).toBe('KomfortkasseEnabled');
+    }
+  });
+
   it('sends every alarm to the alarm topic', () => {
     expect(alarms().length).toBeGreaterThan(FUNCTIONS.length);
     for (const [logicalId, alarm] of alarms()) {
