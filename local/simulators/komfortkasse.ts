@@ -2,6 +2,7 @@ import * as z from 'zod';
 import {
   isJsonContentType,
   json,
+  noContent,
   startSimulatorServer,
   cloneJson,
   type SimRequest,
@@ -21,6 +22,20 @@ import {
 
 export interface KomfortkasseSimulatorOptions extends SimulatorOptions {
   apiKey?: string;
+  /** requests per second it accepts; see {@link KomfortkasseRateLimit} */
+  requestsPerSecond?: number;
+}
+
+/**
+ * A rate limit like an API gateway's: at most `requestsPerSecond` requests are accepted in
+ * any one second (a sliding window; refused ones do not count), every other request is
+ * answered 429 `{"error":"Too many requests"}` with `Retry-After: 1`, before anything else
+ * is looked at. Set `requestsPerSecond` (or `POST /__sim/rate-limit {"requestsPerSecond":n|null}`
+ * from another process); `throttled` counts the 429s.
+ */
+export interface KomfortkasseRateLimit {
+  requestsPerSecond?: number;
+  throttled: number;
 }
 
 export interface StoredKomfortkasseOrder {
@@ -47,6 +62,7 @@ export interface StoredKomfortkasseOrder {
 export interface KomfortkasseSimulator extends Simulator {
   apiKey: string;
   orders: Map<string, StoredKomfortkasseOrder>;
+  rateLimit: KomfortkasseRateLimit;
   /**
    * Plants an order as an earlier integration (another shop plugin) would have left it:
    * it exists before Orderbridge ever submits it. `createdAt` drives `GET /orders?maxAge`.
@@ -335,7 +351,24 @@ export async function startKomfortkasseSimulator(
     return json(200, matches.map((order) => present(order, req)));
   };
 
+  const rateLimit: KomfortkasseRateLimit = { requestsPerSecond: options.requestsPerSecond, throttled: 0 };
+  /** arrival times (ms) of the requests accepted in the last second */
+  let accepted: number[] = [];
+  const overRateLimit = (): boolean => {
+    const limit = rateLimit.requestsPerSecond;
+    if (limit === undefined) return false;
+    const now = performance.now();
+    accepted = accepted.filter((at) => at > now - 1000);
+    if (accepted.length >= limit) {
+      rateLimit.throttled += 1;
+      return true;
+    }
+    accepted.push(now);
+    return false;
+  };
+
   const handle = (req: SimRequest): SimResponse => {
+    if (overRateLimit()) return json(429, { error: 'Too many requests' }, { 'retry-after': '1' });
     const route = matchRoute(req.path);
     if (!route) return notFound();
     const allowed = route.kind === 'list' ? ['GET'] : route.kind === 'remove' ? ['POST'] : ['GET', 'POST'];
@@ -371,18 +404,33 @@ export async function startKomfortkasseSimulator(
     return order;
   };
 
+  const rateLimitInputSchema = z.strictObject({ requestsPerSecond: z.number().positive().nullable() });
+  /** `POST /__sim/rate-limit {"requestsPerSecond": n | null}` sets or lifts the limit from another process. */
+  const control = (req: SimRequest): SimResponse | undefined => {
+    if (req.method !== 'POST' || req.path !== '/__sim/rate-limit') return undefined;
+    const parsed = rateLimitInputSchema.safeParse(req.body);
+    if (!parsed.success) return json(400, { error: `Invalid rate limit: ${z.prettifyError(parsed.error)}` });
+    rateLimit.requestsPerSecond = parsed.data.requestsPerSecond ?? undefined;
+    return noContent();
+  };
+
   const simulator = await startSimulatorServer({
     name: 'Komfortkasse',
     host: options.host,
     port: options.port,
     basePath: '/api/v2',
     handle,
-    dumpState: () => ({ orders: Object.fromEntries(orders) }),
+    control,
+    dumpState: () => ({ orders: Object.fromEntries(orders), rateLimit }),
     resetState: () => {
       orders.clear();
       referenceSequence = 0;
+      // Back to the limit it was started with; the window and the count start afresh.
+      rateLimit.requestsPerSecond = options.requestsPerSecond;
+      rateLimit.throttled = 0;
+      accepted = [];
     },
   });
 
-  return { ...simulator, apiKey, orders, seedOrder };
+  return { ...simulator, apiKey, orders, rateLimit, seedOrder };
 }

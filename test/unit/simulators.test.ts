@@ -470,6 +470,48 @@ describe('Komfortkasse simulator', () => {
     expect(response.status).toBe(200);
     expect(response.body.orders['123456']).toMatchObject({ number: '123456', submitCount: 1, remindersStopped: false });
   });
+
+  it('answers 429 with Retry-After: 1 beyond its rate limit, counts them, and accepts again a second later', async () => {
+    // prepare
+    sim.rateLimit.requestsPerSecond = 3;
+
+    // act
+    const burst = await Promise.all(Array.from({ length: 5 }, (_, i) => submit(`RL-${i}`, seedKomfortkasseOrder())));
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const later = await submit('RL-late', seedKomfortkasseOrder());
+
+    // assess
+    const refused = burst.filter((r) => r.status === 429);
+    expect(burst.filter((r) => r.status === 200)).toHaveLength(3);
+    expect(refused).toHaveLength(2);
+    for (const response of refused) {
+      expect(response.headers.get('retry-after')).toBe('1');
+      expect(response.body).toEqual({ error: 'Too many requests' });
+    }
+    expect(sim.rateLimit.throttled).toBe(2);
+    expect(sim.orders.size).toBe(4); // refused submits store nothing
+    expect(later.status).toBe(200);
+  });
+
+  it('sets and lifts the rate limit via POST /__sim/rate-limit; reset restores the limit it started with', async () => {
+    // prepare
+    const setLimit = (requestsPerSecond: number | null) =>
+      call(`${originOf(sim.url)}/__sim/rate-limit`, { method: 'POST', body: { requestsPerSecond } });
+
+    // act
+    const set = await setLimit(1);
+    const [first, second] = [await submit('RC-1', seedKomfortkasseOrder()), await submit('RC-2', seedKomfortkasseOrder())];
+    const lifted = await setLimit(null);
+    const third = await submit('RC-3', seedKomfortkasseOrder());
+    const bad = await setLimit(-1);
+    await setLimit(2);
+    sim.reset();
+
+    // assess
+    expect([set.status, lifted.status, bad.status]).toEqual([204, 204, 400]);
+    expect([first.status, second.status, third.status]).toEqual([200, 429, 200]);
+    expect(sim.rateLimit).toEqual({ requestsPerSecond: undefined, throttled: 0 });
+  });
 });
 
 // ===========================================================================
