@@ -19,17 +19,25 @@ export class UpstreamError extends OrderbridgeError {
   readonly upstream: string;
   readonly status?: number;
   readonly upstreamMessage?: string;
+  /** the upstream said "slow down" (429, or our pacer for it ran out of time): try again after this long */
+  readonly retryAfterMs?: number;
   constructor(
     upstream: string,
     message: string,
     category: ErrorCategory,
-    details: { status?: number; upstreamMessage?: string; cause?: unknown } = {},
+    details: { status?: number; upstreamMessage?: string; retryAfterMs?: number; cause?: unknown } = {},
   ) {
     super(message, category, { cause: details.cause });
     this.upstream = upstream;
     this.status = details.status;
     this.upstreamMessage = details.upstreamMessage;
+    if (details.retryAfterMs !== undefined) this.retryAfterMs = details.retryAfterMs;
   }
+}
+
+/** How soon a failed call may be tried again when the upstream asked us to slow down; undefined otherwise. */
+export function retryAfterOf(error: unknown): number | undefined {
+  return error instanceof UpstreamError ? error.retryAfterMs : undefined;
 }
 
 /**
