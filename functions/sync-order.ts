@@ -1,12 +1,13 @@
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { config } from '../lib/config/index.ts';
-import { InvalidMessageError } from '../lib/domain/errors.ts';
+import { InvalidMessageError, describeError, retryAfterOf } from '../lib/domain/errors.ts';
 import { orderChangedMessageSchema } from '../lib/domain/messages.ts';
 import { lambdaHandler, type Invocation } from '../lib/observability/handler.ts';
 import { logger, orderLogger } from '../lib/observability/logger.ts';
 import { count } from '../lib/observability/metrics.ts';
 import { decodeQueueMessage } from '../lib/queue/encode.ts';
 import { processFifoBatch } from '../lib/queue/fifo-batch.ts';
+import { handBackOrders } from '../lib/queue/orders.ts';
 import { asProbe, syncProbe } from '../lib/sync/probe.ts';
 import { recordBudgetMs, syncOrder } from '../lib/sync/sync-order.ts';
 
@@ -45,7 +46,21 @@ async function syncBatch(event: SQSEvent, context: Context, { signal }: Invocati
     onSkipped: (record, why) => {
       if (why === 'no-time') logger.warn('not started: too little time left before the deadline; SQS redelivers it', { messageId: record.messageId });
     },
+    // "Slow down" is not the order's fault: it comes back after about the Retry-After.
+    retryAfterMs: retryAfterOf,
+    handBack,
   });
+}
+
+async function handBack(records: SQSRecord[], retryAfterMs: number): Promise<void> {
+  const messageIds = records.map((r) => r.messageId);
+  try {
+    const refused = await handBackOrders(records.map((r) => r.receiptHandle), retryAfterMs);
+    logger.info('an upstream asked to slow down: handed back to SQS until its Retry-After', { messageIds, retryAfterMs, refused: refused.length });
+  } catch (error) {
+    // They still come back, after the queue's visibility timeout.
+    logger.warn('could not hand records back early; they return after the visibility timeout', { messageIds, error: describeError(error) });
+  }
 }
 
 export const handler = lambdaHandler(syncBatch);

@@ -10,13 +10,21 @@ export interface FifoBatchOptions {
   recordBudgetMs: number;
   /** records of groups that failed, or that were not started for lack of time */
   onSkipped?: (record: SQSRecord, why: 'group-failed' | 'no-time') => void;
+  /**
+   * A failure an upstream's "slow down" caused (its Retry-After, in ms), else undefined. Such
+   * a record and the rest of its group are handed back (`handBack`) to come again after about
+   * that long instead of the full visibility timeout; the group stays in order.
+   */
+  retryAfterMs?: (error: unknown) => number | undefined;
+  handBack?: (records: SQSRecord[], retryAfterMs: number) => Promise<void>;
 }
 
 /**
  * Processes one FIFO batch: message groups (orders) concurrently, bounded; the records of
  * a group strictly in order. A failed record fails the rest of its group only (they must
  * not overtake it), and a record that could not finish before the function's deadline is
- * not started: both come back as batch item failures, so SQS redelivers them in order.
+ * not started: both come back as batch item failures, so SQS redelivers them in order — a
+ * group an upstream throttled after about its Retry-After, the others after the visibility timeout.
  */
 export async function processFifoBatch(
   records: readonly SQSRecord[],
@@ -37,10 +45,13 @@ export async function processFifoBatch(
       if (options.remainingMs() < options.recordBudgetMs) return failRest(list, i, 'no-time');
       try {
         await handle(record);
-      } catch {
+      } catch (error) {
         // The handler logged and counted it; this record and the rest of its group go back.
         failed.add(record.messageId);
-        return failRest(list, i + 1, 'group-failed');
+        failRest(list, i + 1, 'group-failed');
+        const retryAfter = options.retryAfterMs?.(error);
+        if (retryAfter !== undefined && options.handBack) await options.handBack(list.slice(i), retryAfter);
+        return;
       }
     }
   };

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { SendMessageCommand } from '@aws-sdk/client-sqs';
+import { ChangeMessageVisibilityBatchCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { config } from '../config/index.ts';
 import { ConfigError } from '../domain/errors.ts';
 import type { KlarCostMessage, OrderChangedMessage } from '../domain/messages.ts';
@@ -60,6 +60,31 @@ export async function enqueueKlarCost(message: KlarCostMessage): Promise<string 
     }),
   );
   return result.MessageId;
+}
+
+/** SQS's longest visibility timeout (12 hours). */
+const MAX_VISIBILITY_SECONDS = 43_200;
+
+/**
+ * Hands received orders.fifo messages back to come again after about `afterMs` (at least a
+ * second), not after the queue's whole visibility timeout: what an upstream's "slow down"
+ * asks for. Returns the receipt handles SQS did not take (those come back after the
+ * visibility timeout, as any failed record does).
+ */
+export async function handBackOrders(receiptHandles: readonly string[], afterMs: number): Promise<string[]> {
+  const seconds = Math.min(MAX_VISIBILITY_SECONDS, Math.max(1, Math.ceil(afterMs / 1000)));
+  const refused: string[] = [];
+  for (let i = 0; i < receiptHandles.length; i += 10) {
+    const chunk = receiptHandles.slice(i, i + 10);
+    const result = await sqsClient().send(
+      new ChangeMessageVisibilityBatchCommand({
+        QueueUrl: queueUrl('ORDERS_QUEUE_URL'),
+        Entries: chunk.map((receiptHandle, index) => ({ Id: String(index), ReceiptHandle: receiptHandle, VisibilityTimeout: seconds })),
+      }),
+    );
+    for (const failure of result.Failed ?? []) refused.push(chunk[Number(failure.Id)]!);
+  }
+  return refused;
 }
 
 /** Attribute values SQS accepts as they are (no control characters, no surrogates), kept short. */

@@ -731,9 +731,11 @@ describe('the packaged CloudFormation template (osls package --stage ci)', () =>
     need('logs:PutLogEvents', logGroup);
 
     // its event sources
+    const sourceQueues: string[] = [];
     for (const [, mapping] of resources('AWS::Lambda::EventSourceMapping')) {
       if (canonical(mapping.Properties.FunctionName) !== `\${${logicalId}.Arn}`) continue;
       const source = canonical(mapping.Properties.EventSourceArn);
+      sourceQueues.push(source);
       for (const action of ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes']) need(action, source);
       why.push(`event source ${source}`);
     }
@@ -779,6 +781,10 @@ describe('the packaged CloudFormation template (osls package --stage ci)', () =>
         why.push(`sends to ${targetQueues.join(', ') || '(unknown queue)'}`);
         if (targetQueues.length) targetQueues.forEach((q) => need(action, q));
         else allQueues.forEach((q) => may(action, q));
+      } else if (action === 'sqs:ChangeMessageVisibility') {
+        // only messages it received can be changed: those of its event sources
+        why.push(`changes visibility on ${sourceQueues.join(', ') || '(no event source)'}`);
+        sourceQueues.forEach((q) => need(action, q));
       } else if (action === 'ssm:GetParameter') {
         // handled with the secrets below
       } else if (service === 'cloudwatch') {

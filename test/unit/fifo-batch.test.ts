@@ -245,3 +245,67 @@ describe('processFifoBatch — time budget', () => {
     expect(failedIds(response)).toEqual(['a3']);
   });
 });
+
+describe('processFifoBatch — an upstream that said "slow down"', () => {
+  const slowDown = Object.assign(new Error('Komfortkasse answered 429'), { retryAfterMs: 1500 });
+  const retryAfterMs = (error: unknown) => (error as { retryAfterMs?: number }).retryAfterMs;
+
+  it('hands the throttled record and the rest of its group back after the Retry-After; other failures keep the visibility timeout', async () => {
+    // prepare: A is throttled at a1, B fails for another reason at b1, C succeeds
+    const batch = buildFifoBatch([['A', 'a1'], ['B', 'b1'], ['A', 'a2'], ['C', 'c1'], ['A', 'a3'], ['B', 'b2']]);
+    const handBack = vi.fn(async () => undefined);
+    const handle = async (record: SQSRecord) => {
+      if (record.messageId === 'a1') throw slowDown;
+      if (record.messageId === 'b1') throw new Error('Komfortkasse answered 503');
+    };
+
+    // act
+    const response = await processFifoBatch(batch, handle, options({ retryAfterMs, handBack }));
+
+    // assess
+    expect(failedIds(response)).toEqual(['a1', 'b1', 'a2', 'a3', 'b2']);
+    expect(handBack).toHaveBeenCalledTimes(1);
+    expect(handBack).toHaveBeenCalledWith(
+      [expect.objectContaining({ messageId: 'a1' }), expect.objectContaining({ messageId: 'a2' }), expect.objectContaining({ messageId: 'a3' })],
+      1500,
+    );
+  });
+
+  it('hands back only from the throttled record on, not what its group already finished', async () => {
+    // prepare
+    const batch = buildFifoBatch([['A', 'a1'], ['A', 'a2'], ['A', 'a3']]);
+    const handBack = vi.fn(async () => undefined);
+
+    // act
+    const response = await processFifoBatch(
+      batch,
+      async (record) => {
+        if (record.messageId === 'a2') throw slowDown;
+      },
+      options({ retryAfterMs, handBack }),
+    );
+
+    // assess
+    expect(failedIds(response)).toEqual(['a2', 'a3']);
+    expect((handBack.mock.calls[0] as unknown as [SQSRecord[]])[0].map((r) => r.messageId)).toEqual(['a2', 'a3']);
+  });
+
+  it('hands nothing back when no failure carries a Retry-After', async () => {
+    // prepare
+    const batch = buildFifoBatch([['A', 'a1']]);
+    const handBack = vi.fn(async () => undefined);
+
+    // act
+    const response = await processFifoBatch(
+      batch,
+      async () => {
+        throw new Error('network');
+      },
+      options({ retryAfterMs, handBack }),
+    );
+
+    // assess
+    expect(failedIds(response)).toEqual(['a1']);
+    expect(handBack).not.toHaveBeenCalled();
+  });
+});
