@@ -8,9 +8,9 @@
  *   by one at the rate the upstream accepted in the second before the 429 (times `backoff`),
  *   instead of all at once, which would only buy the next round of 429s.
  * - Additive increase, multiplicative decrease, as TCP does: each accepted call while others
- *   wait raises the rate by about `increasePerSecond` per second; a later 429 cuts it to
- *   `backoff` × what was accepted, at most once per round (429s of calls sent before the last
- *   cut are the same overshoot).
+ *   wait raises the rate by about `increasePerSecond` per second; a later 429 cuts it by
+ *   `backoff`, at most once per round (429s of calls sent before the last cut are the same
+ *   overshoot).
  * - After `relaxAfterMs` without a 429 it stops pacing.
  *
  * Waiting here counts against the call's total deadline (ky races its hooks against
@@ -23,7 +23,7 @@ export interface PacerOptions {
   minRate?: number;
   /** requests per second added per second of accepted calls while calls wait */
   increasePerSecond?: number;
-  /** factor applied to the accepted rate on a 429 */
+  /** factor a 429 cuts the rate by (the first one: the rate the upstream had accepted) */
   backoff?: number;
   /** back to unpaced after this long without a 429 */
   relaxAfterMs?: number;
@@ -59,7 +59,7 @@ export class Pacer {
   private readonly defaultRetryAfterMs: number;
 
   private pacing = false;
-  /** requests per second; undefined until the first release after a 429 estimates it */
+  /** requests per second; undefined until the first release after the first 429 estimates it */
   private rate: number | undefined;
   private pausedUntil = 0;
   private nextAt = 0;
@@ -76,7 +76,7 @@ export class Pacer {
   constructor(options: PacerOptions = {}) {
     this.now = options.now ?? Date.now;
     this.minRate = options.minRate ?? 1;
-    this.increasePerSecond = options.increasePerSecond ?? 0.5;
+    this.increasePerSecond = options.increasePerSecond ?? 1;
     this.backoff = options.backoff ?? 0.9;
     this.relaxAfterMs = options.relaxAfterMs ?? 60_000;
     this.defaultRetryAfterMs = options.defaultRetryAfterMs ?? 1000;
@@ -130,8 +130,8 @@ export class Pacer {
     // Sent before the last cut: part of the overshoot that cut already answered.
     if (sentAt < this.lastCutAt) return;
     this.lastCutAt = now;
-    this.estimateAt = now;
-    this.pump();
+    // Still waiting for the first estimate: it will take this 429 into account.
+    if (this.rate !== undefined) this.rate = Math.max(this.minRate, this.rate * this.backoff);
   }
 
   /** How long a call that starts waiting now would wait, about: what to tell SQS when we give up. */
@@ -152,11 +152,10 @@ export class Pacer {
     this.estimateAt = undefined;
   }
 
-  /** `backoff` × the rate accepted in the second before `at` (and never above the current rate). */
+  /** `backoff` × the rate accepted in the second before `at`. */
   private estimate(at: number): number {
     const accepted = this.accepted.filter((sentAt) => sentAt > at - WINDOW_MS && sentAt <= at).length;
-    const ceiling = Math.min(this.rate ?? Infinity, accepted);
-    return Math.max(this.minRate, this.backoff * ceiling);
+    return Math.max(this.minRate, this.backoff * accepted);
   }
 
   private prune(now: number): void {

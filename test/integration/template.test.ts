@@ -778,8 +778,13 @@ describe('the packaged CloudFormation template (osls package --stage ci)', () =>
       } else if (service === 'dynamodb') {
         need(action, tableArn);
       } else if (action === 'sqs:SendMessage') {
-        why.push(`sends to ${targetQueues.join(', ') || '(unknown queue)'}`);
-        if (targetQueues.length) targetQueues.forEach((q) => need(action, q));
+        // A function that changes visibility reads its own event-source queue's URL for that:
+        // the URL alone does not prove it also sends there.
+        const ownQueue = (q: string) => actions.has('sqs:ChangeMessageVisibility') && sourceQueues.includes(q);
+        const sendTargets = targetQueues.filter((q) => !ownQueue(q));
+        why.push(`sends to ${sendTargets.join(', ') || '(unknown queue)'}`);
+        targetQueues.filter(ownQueue).forEach((q) => may(action, q));
+        if (sendTargets.length) sendTargets.forEach((q) => need(action, q));
         else allQueues.forEach((q) => may(action, q));
       } else if (action === 'sqs:ChangeMessageVisibility') {
         // only messages it received can be changed: those of its event sources

@@ -107,7 +107,7 @@ describe('Pacer', () => {
 
     // assess
     expect(paced).toBeCloseTo(9, 5);
-    expect(afterCut).toBeCloseTo(0.9 * 9, 5); // never above the current rate, times backoff
+    expect(afterCut).toBeCloseTo(0.9 * 9, 5); // multiplicative decrease
     expect(pacer.state().rate).toBeCloseTo(afterCut, 5);
     expect(pacer.state().throttled).toBe(4);
   });
