@@ -16,6 +16,8 @@ export interface ReplayResult {
   snapshot: boolean;
   /** why no snapshot could be fetched */
   fetchError?: string;
+  /** the shop answered 404: enqueued without a snapshot, the worker confirms the deletion */
+  vanished?: boolean;
   correlationId: string;
 }
 
@@ -41,26 +43,32 @@ export async function replayOrder(reference: string): Promise<ReplayResult> {
     );
   }
   const record = known !== undefined ? await getOrderRecord(orderId) : undefined;
-  return enqueueReplay(orderId, record?.orderCode);
+  return enqueueReplay(orderId, record?.orderCode, known !== undefined);
 }
 
 /**
  * The replay itself, for an order whose id is known: the shop's current data (or none, and
  * the worker fetches it) on orders.fifo with source "replay". `knownCode` names the order
- * when the shop cannot be asked.
+ * when the shop cannot be asked. An order in the history that the shop answers 404 for goes
+ * without a snapshot too: the worker confirms the deletion and closes both sides (removed
+ * from Komfortkasse if it was ever submitted, its Klar side off the needs-attention list).
  */
-async function enqueueReplay(orderId: number, knownCode: string | undefined): Promise<ReplayResult> {
+async function enqueueReplay(orderId: number, knownCode: string | undefined, inHistory: boolean): Promise<ReplayResult> {
   let fetched: FetchedOrder | undefined;
   let fetchError: string | undefined;
+  let vanished = false;
   try {
     fetched = await fetchOrder(orderId);
   } catch (error) {
     if (error instanceof UpstreamError && error.status === 404) {
-      throw new OrderNotFoundError(`order ${orderId} does not exist in the shop (VersaCommerce answered 404); nothing enqueued`, { cause: error });
+      // Neither the history nor the shop knows it: a typo, not an order to record.
+      if (!inHistory) throw new OrderNotFoundError(`order ${orderId} does not exist in the shop (VersaCommerce answered 404); nothing enqueued`, { cause: error });
+      vanished = true;
+    } else {
+      // Unreachable or not configured here (e.g. no VERSACOMMERCE_BASE_URL on this machine):
+      // the worker fetches the order itself.
+      fetchError = describeError(error);
     }
-    // Unreachable or not configured here (e.g. no VERSACOMMERCE_BASE_URL on this machine):
-    // the worker fetches the order itself.
-    fetchError = describeError(error);
   }
 
   const receivedAt = new Date().toISOString();
@@ -77,7 +85,7 @@ async function enqueueReplay(orderId: number, knownCode: string | undefined): Pr
     deliveryId: `replay:${orderId}:${receivedAt}:${correlationId}`,
     correlationId,
   });
-  return { orderId, orderCode, snapshot: fetched !== undefined, fetchError, correlationId };
+  return { orderId, orderCode, snapshot: fetched !== undefined, fetchError, ...(vanished ? { vanished } : {}), correlationId };
 }
 
 /** How many parked orders `replay --needs-attention` re-queues at once (shop fetch + SQS send each). */
@@ -128,7 +136,7 @@ export async function replayParkedOrders(options: {
       return;
     }
     try {
-      order.result = await enqueueReplay(order.entry.orderId, order.entry.orderCode);
+      order.result = await enqueueReplay(order.entry.orderId, order.entry.orderCode, true);
     } catch (error) {
       // One order's failure (the shop lost it, a refused send) does not stop the others.
       order.error = error instanceof OrderNotFoundError ? error.message : describeError(error);
@@ -153,6 +161,11 @@ export async function runReplay(reference: string, io: CliIo): Promise<number> {
   const name = `${result.orderCode ?? '(code unknown)'} (id ${result.orderId})`;
   if (result.snapshot) {
     println(io.stdout, `enqueued order ${name} with the shop's current data (correlation id ${result.correlationId})`);
+  } else if (result.vanished) {
+    println(
+      io.stdout,
+      `enqueued order ${name} without a snapshot: the shop answers 404 for it; the order worker confirms the deletion and closes it (correlation id ${result.correlationId})`,
+    );
   } else {
     println(io.stdout, `enqueued order ${name} without a snapshot; the order worker fetches it from the shop (correlation id ${result.correlationId})`);
     println(io.stderr, `orderbridge replay: could not fetch the order here: ${result.fetchError}`);
@@ -201,7 +214,11 @@ export async function runReplayParked(options: { target?: SyncTarget; dryRun?: b
     const sideFailed = parked.filter((o) => o.error !== undefined).length;
     println(io.stdout, `  ${side.padEnd(14)}${String(parked.filter((o) => o.result).length).padStart(5)} re-queued${sideFailed ? `, ${sideFailed} failed` : ''}`);
   }
-  const withoutSnapshot = requeued.filter((o) => !o.result!.snapshot);
+  const vanished = requeued.filter((o) => o.result!.vanished);
+  if (vanished.length) {
+    println(io.stdout, `${vanished.length} the shop answers 404 for went without a snapshot; the order worker confirms the deletion and closes them`);
+  }
+  const withoutSnapshot = requeued.filter((o) => !o.result!.snapshot && !o.result!.vanished);
   if (withoutSnapshot.length) {
     println(io.stdout, `${withoutSnapshot.length} went without a snapshot (the shop could not be reached from here: ${withoutSnapshot[0]!.result!.fetchError}); the order worker fetches them`);
   }

@@ -4,8 +4,8 @@ import { config } from '../config/index.ts';
 import { klarPlanSettings, komfortkasseMappingSettings } from '../config/mapping.ts';
 import { describeRemove, describeSubmit, provesNotApplied, removeOrder, submitOrder, type TimedUpstreamError } from '../clients/komfortkasse.ts';
 import { fetchOrder } from '../clients/versacommerce.ts';
-import { InvalidMessageError, OrderVanishedError, UpstreamAuthError, UpstreamError, describeError, isPermanent } from '../domain/errors.ts';
-import { needsKlarWorker, planKlarCost } from '../domain/klar-plan.ts';
+import { ConcurrentUpdateError, InvalidMessageError, OrderVanishedError, UpstreamAuthError, UpstreamError, describeError, isPermanent } from '../domain/errors.ts';
+import { needsKlarWorker, planKlarCost, stampOf } from '../domain/klar-plan.ts';
 import { toKomfortkasseOrder } from '../domain/komfortkasse-mapping.ts';
 import { isNewer, planKomfortkasse, type KomfortkassePlan, type ShopOrder } from '../domain/komfortkasse-plan.ts';
 import type { KomfortkasseOrderResponse } from '../domain/komfortkasse.ts';
@@ -15,6 +15,7 @@ import { versaCommerceOrderSchema, type VersaCommerceOrder } from '../domain/ver
 import { count, countBy } from '../observability/metrics.ts';
 import { enqueueKlarCost } from '../queue/orders.ts';
 import { advanceKomfortkasseSource, claimKomfortkasse, releaseKomfortkasse, settleKomfortkasse, type KomfortkasseClaim, type KomfortkasseOutcome } from '../store/komfortkasse-lease.ts';
+import { settleKlar } from '../store/klar-record.ts';
 import { getOrderRecord } from '../store/order-record.ts';
 
 /*
@@ -70,6 +71,7 @@ async function sync(message: OrderChangedMessage, context: SyncContext): Promise
   if (orderCode && !message.orderCode) log.appendKeys({ orderCode });
 
   const klarForwarded = shop.kind === 'order' && config().KLAR_ENABLED ? await forwardKlarCost(shop.order, record, message, log) : false;
+  if (shop.kind === 'vanished') await unparkVanishedKlar(message.orderId, orderCode, record, log);
   // Switched off: no plan, no lease, no call, nothing recorded (history shows the side `off`).
   if (!config().KOMFORTKASSE_ENABLED) return { komfortkasse: 'off', klarForwarded };
 
@@ -130,6 +132,27 @@ async function forwardKlarCost(order: VersaCommerceOrder, record: OrderRecord | 
   count('klarForwarded');
   log.debug('Klar cost forwarded', { klar: plan.kind });
   return true;
+}
+
+/**
+ * A deleted order needs no cost any more: if its Klar side is parked, take it off the
+ * needs-attention list (Klar has no delete; it keeps what it has). A compare-and-set on the
+ * Klar version: a batch that changed the record meanwhile makes this record retry.
+ */
+async function unparkVanishedKlar(orderId: number, orderCode: string | undefined, record: OrderRecord | undefined, log: Logger): Promise<void> {
+  if (record?.klar.state !== 'needs-attention') return;
+  const { conflicts } = await settleKlar([
+    {
+      orderId,
+      orderCode,
+      expectedVersion: record.klar.version,
+      outcome: { kind: 'unparked', stamp: stampOf(record.klar) },
+      wasParked: true,
+      forgotten: Boolean(record.forgottenAt),
+    },
+  ]);
+  if (conflicts.length) throw new ConcurrentUpdateError(`the Klar side of order ${orderId} changed while unparking it`);
+  log.info('Klar side unparked: the order vanished from the shop', { klar: 'unparked' });
 }
 
 interface Run {

@@ -124,7 +124,7 @@ describe('operations against the local stack', () => {
       expect((await cli('replay', '--needs-attention')).stdout).toBe('No order in needs-attention; nothing to re-queue.\n');
     });
 
-    it('reports an order the shop no longer has as failed (exit 1) and re-queues the others', async () => {
+    it('re-queues an order the shop no longer has without a snapshot: the worker confirms the deletion and takes it off the list', async () => {
       // prepare: two parked orders; one is then deleted in the shop
       const kept = shopOrder();
       const vanished = shopOrder();
@@ -133,16 +133,15 @@ describe('operations against the local stack', () => {
       stack.simulators.versaCommerce!.removeOrder(vanished.id);
       // act
       const result = await cli('replay', '--needs-attention', '--target', 'komfortkasse');
-      // assess
-      expect(result.code).toBe(1);
-      expect(result.stdout).toContain('re-queued 1 of 2 order(s) parked on komfortkasse on orders.fifo; 1 failed');
-      expect(result.stdout).toMatch(new RegExp(`Not re-queued \\(still parked\\):\\n.*\\n${vanished.code}\\s+${vanished.id}\\s+komfortkasse\\s+order ${vanished.id} does not exist in the shop`));
+      // assess: both re-queued (exit 0); the vanished one was never submitted, so it is recorded removed with no call
+      expect(result.code).toBe(0);
+      expect(result.stdout).toContain('re-queued 2 of 2 order(s) parked on komfortkasse on orders.fifo; 0 failed');
+      expect(result.stdout).toContain('1 the shop answers 404 for went without a snapshot');
       await waitFor(async () => (await getOrderRecord(kept.id))?.komfortkasse.state === 'submitted', 'the kept order to be submitted');
-      expect((await getOrderRecord(vanished.id))?.komfortkasse.state).toBe('needs-attention');
-      // cleanup for the tests below: the shop has it again, and it is replayed
-      stack.simulators.versaCommerce!.addOrder(vanished);
-      expect((await cli('replay', vanished.code)).code).toBe(0);
-      await waitFor(async () => (await getOrderRecord(vanished.id))?.komfortkasse.state === 'submitted', 'the vanished order to be back');
+      await waitFor(async () => (await getOrderRecord(vanished.id))?.komfortkasse.state === 'removed', 'the vanished order to be closed');
+      expect(kkCalls(vanished.code)).toEqual([400]);
+      expect(await parkedIds()).not.toContain(vanished.id);
+      await drained(stack);
     });
   });
 

@@ -1,7 +1,9 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { listAttention } from '../../lib/store/attention.ts';
 import { getOrderRecord } from '../../lib/store/order-record.ts';
 import type { RunningStack } from '../../local/stack.ts';
 import { buildVersaCommerceOrder } from '../factories/orders.ts';
+import { buildNotificationEnvelope } from '../factories/webhooks.ts';
 import { bootStack, drained, postWebhook, waitFor } from './harness.ts';
 
 // Findings of the order-path review, each through the local stack: webhook → ingest →
@@ -62,6 +64,31 @@ describe('review findings through the local stack', () => {
       // assess: stale, Komfortkasse keeps the t3 content
       expect(submitsOf(first.code)).toHaveLength(1);
       expect(kk().orders.get(first.code)?.body).toMatchObject({ amount: 30 });
+    });
+  });
+
+  describe('finding 5: a vanished order unparks its Klar side', () => {
+    it('a parked order deleted in the shop leaves the needs-attention list on both sides', async () => {
+      // prepare: a payment type no table knows parks both sides
+      const order = freshOrder({ payment_type: 'barzahlung' });
+      stack.simulators.versaCommerce!.addOrder(order);
+      await deliver(order);
+      await waitFor(async () => {
+        const record = await getOrderRecord(order.id);
+        return record?.komfortkasse.state === 'needs-attention' && record.klar.state === 'needs-attention';
+      }, 'both sides to be parked');
+      // act: deleted in the shop; the shop's notification arrives
+      stack.simulators.versaCommerce!.removeOrder(order.id);
+      expect((await postWebhook(stack, buildNotificationEnvelope({ subject: `delete order: ${order.id}` }))).status).toBe(202);
+      await drained(stack);
+      // assess: nothing parked any more; Klar keeps what it has (no delete), the record says pending
+      const record = await waitFor(async () => {
+        const r = await getOrderRecord(order.id);
+        return r?.komfortkasse.state === 'removed' ? r : undefined;
+      }, 'the deletion to be recorded');
+      expect(record.klar.state).toBe('pending');
+      expect(record.klar.error).toBeUndefined();
+      expect((await listAttention()).filter((entry) => entry.orderId === order.id)).toEqual([]);
     });
   });
 });

@@ -373,10 +373,11 @@ describe('orderbridge replay --needs-attention --stage (AWS)', () => {
   });
 
   it('re-queues every parked order through the replay path, at most five at a time, and reports a failure per target with exit 1', async () => {
-    // prepare: the shop has every order but one (vanished: 404)
+    // prepare: the shop has every order but one (vanished: 404); SQS refuses the message of another
     stageQueues();
     stageTable(content());
     sqs.on(SendMessageCommand).callsFake(() => ({ MessageId: `m-${Math.random()}` }));
+    sqs.on(SendMessageCommand, { MessageGroupId: '802' }).rejects(Object.assign(new Error('not allowed to send'), { name: 'AccessDenied' }));
     let inFlight = 0;
     let maxInFlight = 0;
     vi.mocked(fetchOrder).mockImplementation(async (orderId) => {
@@ -394,20 +395,26 @@ describe('orderbridge replay --needs-attention --stage (AWS)', () => {
     expect(result.code).toBe(1);
     expect(maxInFlight).toBeGreaterThan(1);
     expect(maxInFlight).toBeLessThanOrEqual(5);
-    const sent = sqs.commandCalls(SendMessageCommand).map((call) => call.args[0].input);
+    const sent = sqs
+      .commandCalls(SendMessageCommand)
+      .map((call) => call.args[0].input)
+      .filter((input) => input.MessageGroupId !== '802');
     expect(sent).toHaveLength(11);
     for (const message of sent) {
       const body = JSON.parse(message.MessageBody!);
       expect(message.QueueUrl).toBe(urlOf(QUEUES.orders));
       expect(message.MessageGroupId).toBe(String(body.orderId));
-      expect(body).toMatchObject({ kind: 'order-changed', source: 'replay', order: { id: body.orderId } });
+      // the order the shop answers 404 for goes without a snapshot: the worker confirms the deletion
+      if (body.orderId === 803) expect(body).not.toHaveProperty('order');
+      else expect(body).toMatchObject({ kind: 'order-changed', source: 'replay', order: { id: body.orderId } });
     }
     expect(new Set(sent.map((m) => m.MessageDeduplicationId)).size).toBe(11);
     expect(result.stderr).toMatch(/^replay: 12\/12 re-queued, 1 failed$/m);
     expect(result.stdout).toContain('re-queued 11 of 12 order(s) in needs-attention on orders.fifo; 1 failed');
     expect(result.stdout).toMatch(/ {2}komfortkasse\s+8 re-queued\n/);
     expect(result.stdout).toMatch(/ {2}klar\s+3 re-queued, 1 failed\n/);
-    expect(result.stdout).toMatch(/Not re-queued \(still parked\):\n.*\nP-803\s+803\s+klar\s+order 803 does not exist in the shop/);
+    expect(result.stdout).toContain('1 the shop answers 404 for went without a snapshot; the order worker confirms the deletion and closes them');
+    expect(result.stdout).toMatch(/Not re-queued \(still parked\):\n.*\nP-802\s+802\s+klar\s+AccessDenied: not allowed to send/);
   });
 
   it('--target klar takes only the Klar-parked orders; --dry-run lists them and enqueues nothing', async () => {
