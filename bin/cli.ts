@@ -233,7 +233,7 @@ export const COMMANDS: Record<string, CommandSpec> = {
     prepare(positionals, values) {
       noPositionals('klar-state', positionals);
       const limit = positiveInt('klar-state', 'limit', values.limit, 1000) ?? 10;
-      return async ({ io }) => (await import('../lib/ops/klar-state.ts')).runKlarState({ limit, json: values.json === true }, io);
+      return async ({ io, target }) => (await import('../lib/ops/klar-state.ts')).runKlarState({ limit, json: values.json === true, target }, io);
     },
   },
   'needs-attention': {

@@ -113,6 +113,15 @@ describe('KLAR_ENABLED=false', () => {
     expect(status.sides).toMatchObject({ komfortkasse: true, klar: false });
   });
 
+  it('klar-state says the import state is not polled', async () => {
+    // act
+    const result = await cli.cli('klar-state');
+
+    // assess
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/^Klar is off \(KLAR_ENABLED=false\): its import state is not polled/);
+  });
+
   it('history shows the Klar side as off, in text and JSON', async () => {
     // act
     const text = await cli.cli('history', 'SW-7101');
