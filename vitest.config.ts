@@ -8,8 +8,11 @@ import { defineConfig } from 'vitest/config';
  */
 const BUNDLED_END_TO_END = [
   'test/integration/order-lifecycle.test.ts',
+  'test/integration/review-findings.test.ts',
+  'test/integration/sides.test.ts',
   'test/integration/reconcile.test.ts',
   'test/integration/operations.test.ts',
+  'test/integration/check.test.ts',
   'test/integration/function-timeout.test.ts',
 ];
 
@@ -20,7 +23,9 @@ export default defineConfig(({ mode }) => ({
     include:
       mode === 'faults' ? ['test/faults/**/*.test.ts'] : mode === 'bundled' ? BUNDLED_END_TO_END : ['test/unit/**/*.test.ts', 'test/integration/**/*.test.ts'],
     testTimeout: 30_000,
-    hookTimeout: 60_000,
+    // A bundled stack also starts one sandbox per function before its port opens.
+    hookTimeout: mode === 'bundled' ? 120_000 : 60_000,
+    globalSetup: mode === 'bundled' ? ['test/bundled-setup.ts'] : [],
     // Integration suites start real emulators; run files one by one on a 2-core machine.
     fileParallelism: false,
     env: {
