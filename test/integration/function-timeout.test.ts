@@ -2,7 +2,7 @@ import type { SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { listAttempts } from '../../lib/store/attempts.ts';
 import { getOrderRecord } from '../../lib/store/order-record.ts';
-import type { Handler, InvocationLog } from '../../local/runtime.ts';
+import { FunctionTimeoutError, type Handler, type InvocationLog } from '../../local/runtime.ts';
 import type { RunningStack } from '../../local/stack.ts';
 import { buildVersaCommerceOrder } from '../factories/orders.ts';
 import { bootStack, drained, postWebhook, queueDepth, waitFor } from './harness.ts';
@@ -20,8 +20,10 @@ import { bootStack, drained, postWebhook, queueDepth, waitFor } from './harness.
 
 const TIMEOUT_SECONDS = 8;
 const VISIBILITY_SECONDS = 12;
+const INGEST_TIMEOUT_SECONDS = 5;
+const RECONCILE_TIMEOUT_SECONDS = 5;
 
-describe('a sync-order invocation that outlives its timeout', () => {
+describe('invocations that outlive their function timeout', () => {
   let stack: RunningStack;
   const invocations: InvocationLog[] = [];
   const batches: { at: number; event: SQSEvent }[] = [];
@@ -35,6 +37,11 @@ describe('a sync-order invocation that outlives its timeout', () => {
     return real(event, context);
   };
 
+  /** A webhook marked `x-stuck` never gets an answer from ingest; the others do. */
+  const stuckWhenMarked = (real: Handler): Handler => async (event: { headers?: Record<string, string> }, context) =>
+    event.headers?.['x-stuck'] === 'yes' ? new Promise(() => undefined) : real(event, context);
+  const stuckAlways = (): Handler => () => new Promise(() => undefined);
+
   beforeAll(async () => {
     const write = process.stderr.write.bind(process.stderr);
     vi.spyOn(process.stderr, 'write').mockImplementation(((chunk: string | Uint8Array, ...rest: never[]) => {
@@ -44,10 +51,10 @@ describe('a sync-order invocation that outlives its timeout', () => {
     stack = await bootStack({
       // as deployed: the visibility timeout outlasts the function's timeout
       visibilityTimeoutSeconds: VISIBILITY_SECONDS,
-      functionTimeouts: { 'sync-order': TIMEOUT_SECONDS },
+      functionTimeouts: { 'sync-order': TIMEOUT_SECONDS, ingest: INGEST_TIMEOUT_SECONDS, reconcile: RECONCILE_TIMEOUT_SECONDS },
       // one record's worst case (2 × 2 s + 2 s) fits the shortened timeout
       env: { UPSTREAM_TOTAL_TIMEOUT_MS: '2000' },
-      wrapHandlers: { 'sync-order': stuckOnce },
+      wrapHandlers: { 'sync-order': stuckOnce, ingest: stuckWhenMarked, reconcile: stuckAlways },
       onInvocation: (log) => invocations.push(log),
     });
   });
@@ -88,4 +95,30 @@ describe('a sync-order invocation that outlives its timeout', () => {
     // with ORDERBRIDGE_BUNDLED=1 the real function is the bundle, in its sandbox
     expect(stack.bundles.get('sync-order')?.invocations ?? 0).toBe(stack.bundled ? 1 : 0);
   }, 90_000);
+
+  it('answers 500 as API Gateway does when ingest outlives its timeout, and says so', async () => {
+    // prepare
+    const started = Date.now();
+
+    // act
+    const reply = await postWebhook(stack, { order: buildVersaCommerceOrder({ id: 31_001, code: 'TO-31001' }) }, { headers: { 'x-stuck': 'yes' } });
+
+    // assess
+    expect(reply).toEqual({ status: 500, body: { message: 'Internal Server Error' } });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(INGEST_TIMEOUT_SECONDS * 1000 - 50);
+    expect(stderr.join('')).toContain(`ingest timed out after ${INGEST_TIMEOUT_SECONDS} s — invocation abandoned; answered 500 as API Gateway does`);
+    expect(await queueDepth(stack, stack.queues.orders.url)).toBe(0);
+  }, 30_000);
+
+  it('fails a scheduled run that outlives its timeout, and says so', async () => {
+    // act
+    const failure = await stack.fireSchedule('reconcile').catch((error: unknown) => error);
+
+    // assess
+    expect(failure).toBeInstanceOf(FunctionTimeoutError);
+    expect(invocations.filter((log) => log.functionName === 'reconcile')).toEqual([
+      expect.objectContaining({ timedOut: true, error: `FunctionTimeoutError: reconcile timed out after ${RECONCILE_TIMEOUT_SECONDS} s` }),
+    ]);
+    expect(stderr.join('')).toContain(`reconcile timed out after ${RECONCILE_TIMEOUT_SECONDS} s — invocation abandoned`);
+  }, 30_000);
 });
