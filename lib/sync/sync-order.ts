@@ -14,6 +14,7 @@ import type { Attempt, OrderRecord } from '../domain/sync-state.ts';
 import { versaCommerceOrderSchema, type VersaCommerceOrder } from '../domain/versacommerce.ts';
 import { count, countBy } from '../observability/metrics.ts';
 import { enqueueKlarCost } from '../queue/orders.ts';
+import { appendAttempt, withoutPersonalData } from '../store/attempts.ts';
 import { advanceKomfortkasseSource, claimKomfortkasse, releaseKomfortkasse, settleKomfortkasse, type KomfortkasseClaim, type KomfortkasseOutcome } from '../store/komfortkasse-lease.ts';
 import { settleKlar } from '../store/klar-record.ts';
 import { getOrderRecord } from '../store/order-record.ts';
@@ -218,29 +219,47 @@ async function submit(run: Run, order: VersaCommerceOrder, plan: Extract<Komfort
 
   // An earlier attempt (crashed worker, timeout) may have created it: this repeats that call.
   const resend = !claim.firstAttempt && !previous?.everSubmitted;
-  const at = new Date().toISOString();
+  let at = new Date().toISOString();
+  let callAction = action;
+  /** a creating submission Komfortkasse refused: it already holds the order */
+  let refused: Attempt | undefined;
   let result;
   run.mayHaveSent = true;
   try {
-    result = await submitOrder(orderCode, payload, { signal: context.signal });
+    try {
+      result = await submitOrder(orderCode, payload, { signal: context.signal });
+    } catch (error) {
+      if (payload.initialDunningLevel === undefined || !refusedOnCreation(error)) throw error;
+      // Komfortkasse honours initialDunningLevel only when it creates an order and refuses it
+      // on one it holds (migrated from an earlier integration): update that order, once, without it.
+      refused = attempt(run, { at, target: 'komfortkasse', action, outcome: 'refused', httpStatus: statusOf(error), latencyMs: (error as TimedUpstreamError).latencyMs, error: upstreamMessage(error) });
+      run.context.log.info('Komfortkasse already holds the order: re-sent without initialDunningLevel', { httpStatus: statusOf(error), error: describeError(error) });
+      const { initialDunningLevel: _level, ...withoutLevel } = payload;
+      at = new Date().toISOString();
+      callAction = 'update';
+      result = await submitOrder(orderCode, withoutLevel, { signal: context.signal });
+    }
   } catch (error) {
     // Anything but an UpstreamError was raised before a request went out (e.g. no API key).
     const notApplied = !(error instanceof UpstreamError) || provesNotApplied(error);
     run.mayHaveSent = !notApplied;
-    const failed = failedAttempt(run, at, action, error);
+    // After a refusal the order surely exists upstream: the retry must not send the level again.
+    const clearFirstAttempt = claim.firstAttempt && notApplied && !refused;
+    const failed = failedAttempt(run, at, callAction, error);
     if (!isOrderProblem(error)) {
-      await release(run, { clearFirstAttempt: claim.firstAttempt && notApplied, attempt: failed });
+      if (refused) await appendAttempt(run.message.orderId, claim.previous?.forgottenAt ? withoutPersonalData(refused) : refused);
+      await release(run, { clearFirstAttempt, attempt: failed });
       throw error;
     }
     const message = upstreamMessage(error);
     await settle(
       run,
-      { state: 'needs-attention', payloadHash: plan.hash, error: message, sourceUpdatedAt: order.updated_at ?? undefined, clearFirstAttempt: claim.firstAttempt && notApplied },
-      [failed],
+      { state: 'needs-attention', payloadHash: plan.hash, error: message, sourceUpdatedAt: order.updated_at ?? undefined, clearFirstAttempt },
+      [...(refused ? [refused] : []), failed],
     );
-    return done(run, 'needs-attention', 'Komfortkasse rejected the order', { action, httpStatus: statusOf(error), error: describeError(error) }, 'warn');
+    return done(run, 'needs-attention', 'Komfortkasse rejected the order', { action: callAction, httpStatus: statusOf(error), error: describeError(error) }, 'warn');
   }
-  const success = attempt(run, { at, target: 'komfortkasse', action, outcome: resend ? 'success-resend' : 'success', httpStatus: result.status, latencyMs: result.latencyMs });
+  const success = attempt(run, { at, target: 'komfortkasse', action: callAction, outcome: resend ? 'success-resend' : 'success', httpStatus: result.status, latencyMs: result.latencyMs });
   await settle(
     run,
     {
@@ -251,10 +270,20 @@ async function submit(run: Run, order: VersaCommerceOrder, plan: Extract<Komfort
       sourceUpdatedAt: order.updated_at ?? undefined,
       ...komfortkasseAnswer(result.body),
     },
-    [success],
+    [...(refused ? [refused] : []), success],
   );
-  const outcome = action === 'update' ? 'updated' : 'submitted';
-  return done(run, outcome, 'Komfortkasse in sync', { action, resend, stopReminder: plan.stopReminder, httpStatus: result.status, latencyMs: result.latencyMs });
+  const outcome = callAction === 'update' ? 'updated' : 'submitted';
+  const message = refused ? 'Komfortkasse already held the order (an earlier integration): updated it' : 'Komfortkasse in sync';
+  return done(run, outcome, message, { action: callAction, resend, stopReminder: plan.stopReminder, httpStatus: result.status, latencyMs: result.latencyMs });
+}
+
+/**
+ * Komfortkasse refused a creating submission as such (a 4xx that is neither our
+ * credentials nor "slow down"): with `initialDunningLevel` that means it already holds the
+ * order. 401/403 stay credentials and 408/425/429/5xx stay transient.
+ */
+function refusedOnCreation(error: unknown): boolean {
+  return isOrderProblem(error) && error instanceof UpstreamError && error.status !== undefined && error.status >= 400 && error.status < 500;
 }
 
 async function remove(run: Run, reason: string | undefined, sourceUpdatedAt: string | undefined): Promise<KomfortkasseResult> {
