@@ -4,8 +4,17 @@
  * settings could not fit even one record into sync-order's timeout).
  */
 
-/** Upstream calls one orders.fifo record can make, each up to UPSTREAM_TOTAL_TIMEOUT_MS: a shop fetch and a Komfortkasse call. */
-export const UPSTREAM_CALLS_PER_RECORD = 2;
+/**
+ * Komfortkasse calls one record can make under its lease: a submission, and when Komfortkasse
+ * refuses a creating one with initialDunningLevel (it already holds the order), the update without it.
+ */
+export const KOMFORTKASSE_CALLS_PER_RECORD = 2;
+
+/**
+ * Upstream calls one orders.fifo record can make, each up to UPSTREAM_TOTAL_TIMEOUT_MS: a shop
+ * fetch, then either the Komfortkasse calls, or (after a 404) the shop API check and a remove.
+ */
+export const UPSTREAM_CALLS_PER_RECORD = 1 + KOMFORTKASSE_CALLS_PER_RECORD;
 
 /** What a record spends besides its upstream calls: its DynamoDB requests (read, claim, settle) and the Klar forward. */
 export const RECORD_OVERHEAD_MS = 2_000;

@@ -1,5 +1,5 @@
 import { ConfigError } from '../domain/errors.ts';
-import { RECORD_OVERHEAD_MS, UPSTREAM_CALLS_PER_RECORD, worstCaseRecordMs } from './budget.ts';
+import { KOMFORTKASSE_CALLS_PER_RECORD, RECORD_OVERHEAD_MS, UPSTREAM_CALLS_PER_RECORD, worstCaseRecordMs } from './budget.ts';
 import { parseEnv, type Env } from './env.ts';
 import { parseFeeSchedule } from './fee-schedule.ts';
 import { parsePaymentTypeMap } from './payment-types.ts';
@@ -134,12 +134,14 @@ function checkBudgets(env: Env, deployment: Deployment): string[] {
     }
   }
 
-  // A lease that expires while its holder's call is still running lets a second worker in.
+  // A lease that expires while its holder's calls are still running lets a second worker in.
   const leaseMs = env.KOMFORTKASSE_LEASE_SECONDS * 1000;
-  if (leaseMs < env.UPSTREAM_TOTAL_TIMEOUT_MS + RECORD_OVERHEAD_MS) {
+  const underLeaseMs = KOMFORTKASSE_CALLS_PER_RECORD * env.UPSTREAM_TOTAL_TIMEOUT_MS + RECORD_OVERHEAD_MS;
+  if (leaseMs < underLeaseMs) {
     problems.push(
-      `KOMFORTKASSE_LEASE_SECONDS (${env.KOMFORTKASSE_LEASE_SECONDS} s) must outlive one Komfortkasse call, UPSTREAM_TOTAL_TIMEOUT_MS (${env.UPSTREAM_TOTAL_TIMEOUT_MS} ms), ` +
-        `plus ${RECORD_OVERHEAD_MS / 1000} s to record its outcome: set KOMFORTKASSE_LEASE_SECONDS to at least ${Math.ceil((env.UPSTREAM_TOTAL_TIMEOUT_MS + RECORD_OVERHEAD_MS) / 1000)}`,
+      `KOMFORTKASSE_LEASE_SECONDS (${env.KOMFORTKASSE_LEASE_SECONDS} s) must outlive the ${KOMFORTKASSE_CALLS_PER_RECORD} Komfortkasse calls of one record ` +
+        `(a refused first submission and its re-send), UPSTREAM_TOTAL_TIMEOUT_MS (${env.UPSTREAM_TOTAL_TIMEOUT_MS} ms) each, ` +
+        `plus ${RECORD_OVERHEAD_MS / 1000} s to record the outcome: set KOMFORTKASSE_LEASE_SECONDS to at least ${Math.ceil(underLeaseMs / 1000)}`,
     );
   }
   return problems;

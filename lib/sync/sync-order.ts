@@ -43,7 +43,7 @@ export interface SyncContext {
   signal?: AbortSignal;
 }
 
-/** The longest one record may take: a shop fetch and a Komfortkasse call, each with its total deadline, plus DynamoDB. */
+/** The longest one record may take: every upstream call it can make (lib/config/budget.ts) at its total deadline, plus DynamoDB. */
 export function recordBudgetMs(): number {
   return worstCaseRecordMs(config().UPSTREAM_TOTAL_TIMEOUT_MS);
 }
