@@ -63,6 +63,25 @@ export class OrderVanishedError extends UpstreamError {
   }
 }
 
+/**
+ * The shop answered 404 for an order, and its API did not answer a plain authenticated
+ * request either (`GET /api/orders/count.json`): a wrong base URL, proxy or credentials, not
+ * a deleted order. Transient for the order — left untouched, retried, then the DLQ — and
+ * counted (`shopApiCheckFailed`) and alarmed.
+ */
+export class ShopApiUnavailableError extends OrderbridgeError {
+  readonly orderId: number;
+  constructor(orderId: number, check: string, options?: { cause?: unknown }) {
+    super(
+      `VersaCommerce answered 404 for order ${orderId}, but its API does not answer either (GET /api/orders/count.json: ${check}): ` +
+        'check VERSACOMMERCE_BASE_URL and the VersaCommerce credentials; the order is left untouched',
+      'transient',
+      options,
+    );
+    this.orderId = orderId;
+  }
+}
+
 /** A record on a queue did not match its schema: retrying cannot fix it. */
 export class InvalidMessageError extends OrderbridgeError {
   constructor(message: string, options?: { cause?: unknown }) {

@@ -31,6 +31,8 @@ export type MetricName =
   | 'klarLastBatchCount'
   | 'klarSecondsSinceLastSuccess'
   | 'reconcileEnqueued'
+  /** a 404 for an order that the shop API check could not confirm (a configuration error) */
+  | 'shopApiCheckFailed'
   | 'errors';
 
 export function count(name: MetricName, value = 1): void {

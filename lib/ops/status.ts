@@ -5,6 +5,7 @@ import { describeError } from '../domain/errors.ts';
 import { queueCounts } from '../queue/sqs.ts';
 import { klarReadingSchema, listKlarReadings } from '../store/klar-readings.ts';
 import { listReconcileRuns, reconcileRunSchema, type ReconcileRun } from '../store/reconcile-runs.ts';
+import { getShopApiCheck, shopApiCheckSchema, shopApiFailing } from '../store/shop-api-check.ts';
 import { EXIT, printJson, println, renderTable, type CliIo } from './io.ts';
 import { needsAttention } from './needs-attention.ts';
 import { queueName, resolveRedrivePair } from './redrive.ts';
@@ -23,6 +24,8 @@ export type StatusQueue = (typeof STATUS_QUEUES)[number];
 
 /** A reconcile runs daily; none completed for this long means the schedule is broken. */
 export const RECONCILE_STALE_AFTER_MS = 2 * 86_400_000;
+/** A failed shop API check this recent (and not followed by a good one) needs a look. */
+export const SHOP_API_FAILING_WITHIN_MS = 86_400_000;
 /** CloudWatch's ApproximateAgeOfOldestMessage: the latest datapoint of this window. */
 export const AGE_WINDOW_MS = 15 * 60_000;
 
@@ -71,6 +74,13 @@ export const statusJsonSchema = z.object({
   }),
   /** which sides the workers have switched on (KOMFORTKASSE_ENABLED, KLAR_ENABLED) */
   sides: sidesSchema,
+  shopApi: z.object({
+    /** the order worker's check of the shop API after a 404 for an order; null: no 404 checked yet */
+    lastCheck: z.nullable(shopApiCheckSchema),
+    /** a failure in the last day, newer than the last success: 404s are held as a configuration error */
+    failing: z.boolean().nullable(),
+    error: z.string().optional(),
+  }),
   dryRun: z.object({
     /** null: unknown (no Klar reading from the deployed poller yet) */
     value: z.boolean().nullable(),
@@ -104,7 +114,7 @@ export function dryRunFor(target: Target, lastReading: { at: string; dryRun?: bo
 
 export async function collectStatus(target: Target, now = new Date()): Promise<StatusJson> {
   const ageSource = ageSourceFor(target);
-  const [queues, attention, klar, reconcile, sides] = await Promise.all([
+  const [queues, attention, klar, reconcile, sides, shopApi] = await Promise.all([
     queueStatuses(target.queues, ageSource, now),
     settle(async () => {
       const entries = await needsAttention();
@@ -117,6 +127,7 @@ export async function collectStatus(target: Target, now = new Date()): Promise<S
     settle(async () => (await listKlarReadings(1))[0]),
     settle(() => listReconcileRuns(25)),
     sidesFor(target),
+    settle(getShopApiCheck),
   ]);
   const lastReading = klar.ok ? klar.value : undefined;
   const runs = reconcile.ok ? reconcile.value : [];
@@ -132,6 +143,9 @@ export async function collectStatus(target: Target, now = new Date()): Promise<S
       ...(reconcile.ok ? {} : { error: reconcile.error }),
     },
     sides,
+    shopApi: shopApi.ok
+      ? { lastCheck: shopApi.value ?? null, failing: shopApiFailing(shopApi.value, now, SHOP_API_FAILING_WITHIN_MS) }
+      : { lastCheck: null, failing: null, error: shopApi.error },
     dryRun: dryRunFor(target, lastReading),
   };
   return statusJsonSchema.parse({ ...report, needsALook: whatNeedsALook(report, now) });
@@ -171,6 +185,14 @@ export function whatNeedsALook(report: Omit<StatusJson, 'needsALook'>, now: Date
     look.push(
       `Klar's import is failing: its last failure (${klar.lastReading.lastFailure}) is newer than its last success ` +
         `(${klar.lastReading.lastSuccess ?? 'never'}): \`orderbridge klar-state\``,
+    );
+  }
+  const shopApi = report.shopApi;
+  if (shopApi.error) look.push(`the shop API check could not be read (${shopApi.error})`);
+  else if (shopApi.failing && shopApi.lastCheck) {
+    look.push(
+      `the shop answered 404 for an order and its API did not answer either (${shopApi.lastCheck.lastFailureAt}: ${shopApi.lastCheck.lastError ?? 'no answer'}): ` +
+        'check VERSACOMMERCE_BASE_URL and the VersaCommerce credentials; those orders were left untouched — after fixing, `orderbridge redrive orders`',
     );
   }
   const reconcile = report.reconcile;
@@ -372,6 +394,13 @@ export function renderStatus(status: StatusJson): string {
     lines.push(`Last reconcile:   ${run.at} (${run.trigger}) — ${what}`);
     if (status.reconcile.lastCompletedAt && status.reconcile.lastCompletedAt !== run.at) lines.push(`                  last completed run ${status.reconcile.lastCompletedAt}`);
   }
+
+  const shopApi = status.shopApi;
+  const check = shopApi.lastCheck;
+  if (shopApi.error) lines.push('Shop API:         ? (could not be read)');
+  else if (!check) lines.push('Shop API:         not checked yet (it is checked when the shop answers 404 for an order)');
+  else if (shopApi.failing) lines.push(`Shop API:         FAILING — ${check.lastFailureAt}: ${check.lastError ?? 'no answer'}`);
+  else lines.push(`Shop API:         ok — last confirmed ${check.lastOkAt ?? 'never'}${check.lastFailureAt ? `, last failure ${check.lastFailureAt}` : ''}`);
 
   const dryRun = status.dryRun;
   const dryRunValue = dryRun.value === null ? 'unknown' : dryRun.value ? 'true (workers record what they would send and send nothing)' : 'false';

@@ -11,6 +11,7 @@ import { documentClient } from './dynamo.ts';
  *   ORDER#<id> / ATTENTION#<target>       attention.ts: parked on one side (sparse gsi2)
  *   KLAR#STATE / READING#<iso>            klar-readings.ts: Klar's import state
  *   RECONCILE#RUN / RUN#<iso>             reconcile-runs.ts: one reconciliation run
+ *   SHOP#API / CHECK                      shop-api-check.ts: the last check of the shop API after a 404
  *   PROBE#<id> / PROBE                    probes.ts: a check's probe the order worker saw (TTL 1 day)
  * gsi1: CODE#<orderCode> → the order's STATE item (lookups by code)
  * gsi2: NEEDS_ATTENTION → the ATTENTION items

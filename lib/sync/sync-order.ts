@@ -3,8 +3,8 @@ import { worstCaseRecordMs } from '../config/budget.ts';
 import { config } from '../config/index.ts';
 import { klarPlanSettings, komfortkasseMappingSettings } from '../config/mapping.ts';
 import { describeRemove, describeSubmit, provesNotApplied, removeOrder, submitOrder, type TimedUpstreamError } from '../clients/komfortkasse.ts';
-import { fetchOrder } from '../clients/versacommerce.ts';
-import { ConcurrentUpdateError, InvalidMessageError, OrderVanishedError, UpstreamAuthError, UpstreamError, describeError, isPermanent } from '../domain/errors.ts';
+import { countOrders, fetchOrder } from '../clients/versacommerce.ts';
+import { ConcurrentUpdateError, InvalidMessageError, OrderVanishedError, ShopApiUnavailableError, UpstreamAuthError, UpstreamError, describeError, isPermanent } from '../domain/errors.ts';
 import { needsKlarWorker, planKlarCost, stampOf } from '../domain/klar-plan.ts';
 import { toKomfortkasseOrder } from '../domain/komfortkasse-mapping.ts';
 import { isNewer, planKomfortkasse, type KomfortkassePlan, type ShopOrder } from '../domain/komfortkasse-plan.ts';
@@ -18,6 +18,7 @@ import { appendAttempt, withoutPersonalData } from '../store/attempts.ts';
 import { advanceKomfortkasseSource, claimKomfortkasse, releaseKomfortkasse, settleKomfortkasse, type KomfortkasseClaim, type KomfortkasseOutcome } from '../store/komfortkasse-lease.ts';
 import { settleKlar } from '../store/klar-record.ts';
 import { getOrderRecord } from '../store/order-record.ts';
+import { recordShopApiCheck } from '../store/shop-api-check.ts';
 
 /*
  * The order worker, one orders.fifo record at a time:
@@ -112,13 +113,32 @@ async function resolveOrder(message: OrderChangedMessage, signal: AbortSignal | 
   try {
     return { kind: 'order', order: (await fetchOrder(message.orderId, { signal })).order };
   } catch (error) {
-    if (error instanceof OrderVanishedError) return { kind: 'vanished' };
+    if (error instanceof OrderVanishedError) return confirmVanished(message.orderId, signal, error);
     // 401/403 are our credentials, not the order: transient, retried, then the DLQ.
     if (error instanceof UpstreamError && isPermanent(error) && !(error instanceof UpstreamAuthError)) {
       return { kind: 'unusable', error: upstreamMessage(error) };
     }
     throw error;
   }
+}
+
+/**
+ * A 404 is a deletion only if the shop's API itself answers, with the same credentials: a
+ * wrong base URL or a proxy answers 404 to everything, and must not remove every order from
+ * Komfortkasse. Otherwise it is a configuration error: counted, recorded for `status`, and
+ * transient for the order, which is left untouched (retried, then the DLQ).
+ */
+async function confirmVanished(orderId: number, signal: AbortSignal | undefined, notFound: OrderVanishedError): Promise<ShopOrder> {
+  try {
+    await countOrders({ signal });
+  } catch (error) {
+    count('shopApiCheckFailed');
+    const check = error instanceof UpstreamError && error.status !== undefined ? upstreamMessage(error) : describeError(error);
+    await recordShopApiCheck({ ok: false, error: check }).catch(() => undefined);
+    throw new ShopApiUnavailableError(orderId, check, { cause: notFound });
+  }
+  await recordShopApiCheck({ ok: true }).catch(() => undefined);
+  return { kind: 'vanished' };
 }
 
 /**

@@ -672,6 +672,12 @@ describe('the packaged CloudFormation template (osls package --stage ci)', () =>
     }
   });
 
+  it('alarms when the shop answers 404 for an order and its API does not confirm it (a configuration error)', () => {
+    const [[, alarm] = []] = findAlarm(NAMESPACE, 'shopApiCheckFailed', { service: 'orderbridge' });
+    expect(alarm?.Properties).toMatchObject({ Statistic: 'Sum', Period: 300, Threshold: 0, ComparisonOperator: 'GreaterThanThreshold', TreatMissingData: 'notBreaching' });
+    expect(alarm?.Properties.AlarmDescription).toContain('VERSACOMMERCE_BASE_URL');
+  });
+
   it('sends every alarm to the alarm topic', () => {
     expect(alarms().length).toBeGreaterThan(FUNCTIONS.length);
     for (const [logicalId, alarm] of alarms()) {

@@ -10,7 +10,7 @@ import {
   SendMessageCommand,
   SQSClient,
 } from '@aws-sdk/client-sqs';
-import { BatchGetCommand, DynamoDBDocumentClient, QueryCommand, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, DynamoDBDocumentClient, GetCommand, QueryCommand, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-vitest/extend';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -84,8 +84,14 @@ interface TableContent {
   states?: Record<string, unknown>[];
   klarReadings?: Record<string, unknown>[];
   reconcileRuns?: Record<string, unknown>[];
+  /** the SHOP#API CHECK item */
+  shopApiCheck?: Record<string, unknown>;
 }
 function stageTable(content: TableContent) {
+  dynamo.on(GetCommand).callsFake((input) => {
+    if (input.Key.pk === 'SHOP#API') return { Item: content.shopApiCheck };
+    throw new Error(`unexpected get ${JSON.stringify(input)}`);
+  });
   dynamo.on(QueryCommand).callsFake((input: QueryCommandInput) => {
     if (input.IndexName === 'gsi2') return { Items: content.attention ?? [] };
     const pk = input.ExpressionAttributeValues?.[':pk'];
@@ -283,6 +289,30 @@ describe('orderbridge status --stage (AWS)', () => {
     expect(status.sides).toMatchObject({ komfortkasse: null, klar: null, error: expect.stringContaining('AccessDeniedException') });
   });
 
+  it('shows a failing shop API check (a 404 the API did not confirm) in the last day, and not an old or recovered one', async () => {
+    // prepare
+    stageQueues();
+    cloudWatch.on(GetMetricDataCommand).resolves({ MetricDataResults: [] });
+    const check = (item: Record<string, unknown>) => stageTable({ reconcileRuns: [reconcileRun(ago(HOUR))], shopApiCheck: { pk: 'SHOP#API', sk: 'CHECK', ...item } });
+    const statusNow = async () => statusJsonSchema.parse(JSON.parse((await cli('status', '--stage', 'prod', '--json')).stdout));
+
+    // act + assess: failing an hour ago
+    check({ lastFailureAt: ago(HOUR), lastError: 'VersaCommerce 404: Not found', lastOkAt: ago(DAY) });
+    const failing = await statusNow();
+    expect(failing.shopApi).toEqual({ lastCheck: { lastFailureAt: ago(HOUR), lastError: 'VersaCommerce 404: Not found', lastOkAt: ago(DAY) }, failing: true });
+    expect(failing.needsALook).toEqual([expect.stringMatching(/^the shop answered 404 for an order and its API did not answer either/)]);
+    expect((await cli('status', '--stage', 'prod')).stdout).toContain(`Shop API:         FAILING — ${ago(HOUR)}: VersaCommerce 404: Not found`);
+
+    // act + assess: confirmed since
+    check({ lastFailureAt: ago(HOUR), lastError: 'VersaCommerce 404: Not found', lastOkAt: ago(60_000) });
+    expect((await statusNow()).shopApi.failing).toBe(false);
+    expect((await cli('status', '--stage', 'prod')).stdout).toContain(`Shop API:         ok — last confirmed ${ago(60_000)}, last failure ${ago(HOUR)}`);
+
+    // act + assess: two days old, never confirmed
+    check({ lastFailureAt: ago(2 * DAY), lastError: 'VersaCommerce 404: Not found' });
+    expect((await statusNow()).needsALook).toEqual([]);
+  });
+
   it('shows what it could read when CloudWatch refuses (exit 0), and names the refusal', async () => {
     // prepare
     stageQueues({ klarCostsDlq: [4, 0] });
@@ -309,6 +339,7 @@ describe('what status asks to look at', () => {
     klar: { lastReading: null, failing: null },
     reconcile: { lastRun: null, lastCompletedAt: ago(DAY) },
     sides: { komfortkasse: true, klar: true, source: 'test' },
+    shopApi: { lastCheck: null, failing: false },
     dryRun: { value: false, source: 'test' },
   };
   const run = (overrides: Record<string, unknown>) => ({ at: ago(HOUR), since: ago(14 * DAY), checked: 1, enqueued: 0, needsAttention: 0, invalid: 0, dryRun: false, trigger: 'cli', ...overrides });
@@ -343,6 +374,14 @@ describe('what status asks to look at', () => {
     // assess
     expect(on).toEqual([expect.stringMatching(/^Klar's import is failing/)]);
     expect(off).toEqual([]);
+  });
+
+  it('a shop API that did not answer after a 404, until a later check succeeds', () => {
+    const failing = { lastFailureAt: ago(HOUR), lastError: 'VersaCommerce 404: Not found' };
+    expect(whatNeedsALook({ ...clear, shopApi: { lastCheck: failing, failing: true } }, now)).toEqual([
+      expect.stringMatching(/^the shop answered 404 for an order and its API did not answer either \(\S+: VersaCommerce 404: Not found\): check VERSACOMMERCE_BASE_URL .*redrive orders/),
+    ]);
+    expect(whatNeedsALook({ ...clear, shopApi: { lastCheck: { ...failing, lastOkAt: ago(60_000) }, failing: false } }, now)).toEqual([]);
   });
 
   it('a source queue with messages is normal; a dead-letter queue with one is not', () => {

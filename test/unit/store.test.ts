@@ -26,6 +26,7 @@ import { claimKomfortkasse, releaseKomfortkasse, settleKomfortkasse, type Komfor
 import { findOrderIdByCode, fromItem, getOrderRecord, getOrderRecords, orderKeys } from '../../lib/store/order-record.ts';
 import { forgetOrderPersonalData } from '../../lib/store/privacy.ts';
 import { listReconcileRuns, recordReconcileRun } from '../../lib/store/reconcile-runs.ts';
+import { getShopApiCheck, recordShopApiCheck, shopApiFailing } from '../../lib/store/shop-api-check.ts';
 import { expiresAt, failedConditions, isConditionFailure } from '../../lib/store/table.ts';
 import { buildAttempt, buildRecordedKlar, buildRecordedKomfortkasse, buildStateItem } from '../factories/sync-state.ts';
 
@@ -1034,5 +1035,42 @@ describe('Klar readings and reconcile runs', () => {
     expect(dynamo).toHaveReceivedCommandWith(PutCommand, { ConditionExpression: 'attribute_not_exists(pk)', Item: expect.objectContaining({ pk: 'RECONCILE#RUN', sk: `RUN#${run.at}`, ...run, expiresAt: expiresAt(NOW) }) });
     expect(dynamo).toHaveReceivedCommandWith(QueryCommand, { KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)', ExpressionAttributeValues: { ':pk': 'RECONCILE#RUN', ':prefix': 'RUN#' }, ScanIndexForward: false, Limit: 3 });
     expect(runs).toEqual([run]);
+  });
+});
+
+describe('shop API check', () => {
+  it('records a failure with its error and a success in one item, never moving either back in time', async () => {
+    // prepare
+    dynamo.on(UpdateCommand).resolvesOnce({}).resolvesOnce({}).rejectsOnce(conditionFailed());
+    dynamo.on(GetCommand).resolves({ Item: { pk: 'SHOP#API', sk: 'CHECK', lastFailureAt: '2024-05-01T10:00:00.000Z', lastError: 'VersaCommerce 404: Not found', expiresAt: 1 } });
+
+    // act
+    await recordShopApiCheck({ ok: false, error: 'VersaCommerce 404: Not found' }, NOW);
+    await recordShopApiCheck({ ok: true }, NOW);
+    await recordShopApiCheck({ ok: true }, new Date(NOW.getTime() - 60_000)); // an older one landing late: dropped quietly
+    const check = await getShopApiCheck();
+
+    // assess
+    const [failure, success] = dynamo.commandCalls(UpdateCommand).map((call) => call.args[0].input);
+    expect(failure).toMatchObject({
+      Key: { pk: 'SHOP#API', sk: 'CHECK' },
+      ConditionExpression: 'attribute_not_exists(lastFailureAt) OR lastFailureAt < :now',
+      ExpressionAttributeValues: { ':now': NOW.toISOString(), ':error': 'VersaCommerce 404: Not found', ':exp': expiresAt(NOW) },
+    });
+    expect(clauses(failure!.UpdateExpression).sets).toEqual(['lastFailureAt = :now', 'expiresAt = :exp', 'lastError = :error']);
+    expect(success).toMatchObject({ ConditionExpression: 'attribute_not_exists(lastOkAt) OR lastOkAt < :now' });
+    expect(clauses(success!.UpdateExpression).sets).toEqual(['lastOkAt = :now', 'expiresAt = :exp']);
+    expect(check).toEqual({ lastFailureAt: '2024-05-01T10:00:00.000Z', lastError: 'VersaCommerce 404: Not found' });
+  });
+
+  it.each<[string, Record<string, string>, boolean]>([
+    ['a failure an hour ago', { lastFailureAt: '2024-05-01T09:00:00.000Z' }, true],
+    ['a failure an hour ago, confirmed since', { lastFailureAt: '2024-05-01T09:00:00.000Z', lastOkAt: '2024-05-01T09:30:00.000Z' }, false],
+    ['a failure after the last success', { lastFailureAt: '2024-05-01T09:00:00.000Z', lastOkAt: '2024-05-01T08:00:00.000Z' }, true],
+    ['a failure two days ago', { lastFailureAt: '2024-04-29T10:00:00.000Z' }, false],
+    ['only successes', { lastOkAt: '2024-05-01T09:00:00.000Z' }, false],
+  ])('is failing after %s', (_, check, expected) => {
+    // act + assess
+    expect(shopApiFailing(check, NOW, 86_400_000)).toBe(expected);
   });
 });
