@@ -2,9 +2,10 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { inflateRawSync } from 'node:zlib';
 import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildBundles } from '../../bench/bundles.ts';
+import { buildBundles } from '../../local/bundles.ts';
 import { envSchema, envSources, type EnvSource } from '../../lib/config/env.ts';
 import { readStackDefinition } from '../../local/infra.ts';
 import { REPO_ROOT } from '../../local/stack.ts';
@@ -16,7 +17,7 @@ import { REPO_ROOT } from '../../local/stack.ts';
  * every role grants exactly what its function's code calls.
  *
  * The IAM part is derived from the code, not from a hand list: each function is bundled as
- * serverless-esbuild bundles it (bench/bundles.ts, settings from serverless.yml), and the
+ * serverless-esbuild bundles it (local/bundles.ts, settings from serverless.yml), and the
  * AWS SDK commands the bundle really uses (esbuild keeps unused import specifiers of external
  * packages, so usage is resolved on the bundle's syntax tree) become IAM actions. When a
  * function starts or stops calling something, the test names the grant to add or remove.
@@ -365,6 +366,24 @@ interface Expectation {
   why: string[];
 }
 
+/** One file of a zip archive (stored or deflated), read through its central directory. */
+function readZipEntry(zipFile: string, name: string): Buffer | undefined {
+  const zip = readFileSync(zipFile);
+  const end = zip.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06]));
+  let offset = zip.readUInt32LE(end + 16);
+  for (let i = zip.readUInt16LE(end + 10); i > 0; i--) {
+    const nameLength = zip.readUInt16LE(offset + 28);
+    if (zip.toString('utf8', offset + 46, offset + 46 + nameLength) === name) {
+      const local = zip.readUInt32LE(offset + 42);
+      const start = local + 30 + zip.readUInt16LE(local + 26) + zip.readUInt16LE(local + 28);
+      const data = zip.subarray(start, start + zip.readUInt32LE(offset + 20));
+      return zip.readUInt16LE(offset + 10) === 0 ? Buffer.from(data) : inflateRawSync(data);
+    }
+    offset += 46 + nameLength + zip.readUInt16LE(offset + 30) + zip.readUInt16LE(offset + 32);
+  }
+  return undefined;
+}
+
 describe('the packaged CloudFormation template (osls package --stage ci)', () => {
   let workDir: string;
   let template: Template;
@@ -378,6 +397,8 @@ describe('the packaged CloudFormation template (osls package --stage ci)', () =>
   let prodPackaged: OslsRun;
   let prodTemplate: Template;
   const usages = new Map<string, BundleUsage>();
+  /** each function's bundle as local/bundles.ts builds it (what `npm start -- --bundled` runs) */
+  let bundleFiles = new Map<string, string>();
 
   beforeAll(async () => {
     workDir = mkdtempSync(join(tmpdir(), 'orderbridge-template-'));
@@ -405,8 +426,8 @@ describe('the packaged CloudFormation template (osls package --stage ci)', () =>
     );
 
     const definition = readStackDefinition({ stage: STAGE });
-    const files = await buildBundles(definition.functions, join(workDir, 'bundles'));
-    for (const [name, file] of files) usages.set(name, analyzeBundle(readFileSync(file, 'utf8')));
+    bundleFiles = await buildBundles(definition.functions, join(workDir, 'bundles'));
+    for (const [name, file] of bundleFiles) usages.set(name, analyzeBundle(readFileSync(file, 'utf8')));
   }, 3 * OSLS_TIMEOUT_MS);
 
   afterAll(() => {
@@ -826,6 +847,18 @@ describe('the packaged CloudFormation template (osls package --stage ci)', () =>
     const context = `${fn} (${roleId}) — the code uses: ${why.join('; ')}`;
     expect(granted.filter((g) => !allowed.has(g)), `${context}\nunused grants (remove them from ${roleId})`).toEqual([]);
     expect([...required].filter((g) => !granted.includes(g)).sort(), `${context}\nmissing grants (add them to ${roleId})`).toEqual([]);
+  });
+
+  it('zips, byte for byte, the bundles that npm start -- --bundled runs (one builder, serverless.yml custom.esbuild)', () => {
+    for (const fn of readStackDefinition({ stage: STAGE }).functions) {
+      // prepare
+      const local = readFileSync(bundleFiles.get(fn.name)!);
+      // act: the handler's file in the function's zip, where Lambda loads it from
+      const zipped = readZipEntry(join(workDir, 'ci', `${fn.name}.zip`), fn.module.replace(/\.ts$/, '.mjs'));
+      // assess
+      expect(zipped, `${fn.name}.zip has no ${fn.module.replace(/\.ts$/, '.mjs')}`).toBeDefined();
+      expect(zipped!.equals(local), `${fn.name}: the zipped bundle differs from the local one`).toBe(true);
+    }
   });
 });
 
