@@ -295,9 +295,10 @@ export async function startKomfortkasseSimulator(
       existing.remindersStopped = request.stopReminder ?? existing.remindersStopped;
       existing.submitCount += 1;
       existing.updatedAt = now;
-      // Re-submitting a removed order brings it back under management.
+      // Re-submitting a removed order brings it back under management; an update of one it
+      // manages keeps what it knows of the payment (an earlier integration's PAID stays PAID).
+      if (existing.removed) existing.paymentStatus = 'UNPAID';
       existing.removed = false;
-      existing.paymentStatus = 'UNPAID';
       delete existing.removedAt;
       return json(200, present(existing, req));
     }

@@ -82,6 +82,18 @@ describe('corners of the order lifecycle through the local stack', () => {
       expect(submitsOf(order.code)[2]!.body).not.toHaveProperty('initialDunningLevel');
     });
 
+    it("keeps what Komfortkasse says of a migrated order: its reference and its payment status (PAID there)", async () => {
+      // prepare: the customer paid while the earlier plugin ran; the shop has not caught up
+      const order = freshOrder({ payment_status: 'not_paid' });
+      const held = kk().seedOrder({ number: order.code, body: seedKomfortkasseOrder(), paymentStatus: 'PAID', referenceNumber: 'LEGACY-4711' });
+      // act
+      await deliver(order);
+      // assess
+      expect(held.referenceNumber).toBe('LEGACY-4711');
+      expect((await historyJson(order.code)).komfortkasse).toMatchObject({ state: 'submitted', referenceNumber: 'LEGACY-4711', paymentStatus: 'PAID' });
+      expect((await cli('history', order.code)).stdout).toMatch(/Komfortkasse\s+submitted\s+reference LEGACY-4711 · payment PAID/);
+    });
+
     it('creates a new order with the level in one call', async () => {
       // prepare
       const order = freshOrder();

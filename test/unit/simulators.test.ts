@@ -446,6 +446,22 @@ describe('Komfortkasse simulator', () => {
     expect(sim.orders.get('legacy-1')?.submitCount).toBe(1);
   });
 
+  it('keeps the payment status of an order it manages on an update; a removed one comes back UNPAID', async () => {
+    // prepare
+    sim.seedOrder({ number: 'legacy-paid', body: seedKomfortkasseOrder(), paymentStatus: 'PAID' });
+    await submit('gone', seedKomfortkasseOrder());
+    await call(`${sim.url}/order/remove/gone`, { method: 'POST', headers: auth });
+
+    // act
+    const updated = await submit('legacy-paid', seedKomfortkasseOrder({ amount: 30 }));
+    const back = await submit('gone', seedKomfortkasseOrder());
+
+    // assess
+    expect(updated.body).toMatchObject({ paymentStatus: 'PAID', amount: 30 });
+    expect(back.body).toMatchObject({ paymentStatus: 'UNPAID' });
+    expect(sim.orders.get('gone')).toMatchObject({ removed: false, paymentStatus: 'UNPAID' });
+  });
+
   it('dumps the reminder flag via GET /__sim/state', async () => {
     // prepare
     await submit('1', seedKomfortkasseOrder({ stopReminder: true }));
