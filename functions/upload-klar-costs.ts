@@ -10,7 +10,7 @@ import { uploadKlarCosts, type KlarBatchEntry } from '../lib/sync/klar.ts';
 
 config(); // validate the environment at cold start, naming any bad variable
 
-async function uploadBatch(event: SQSEvent, _context: Context, { signal }: Invocation): Promise<SQSBatchResponse> {
+async function uploadBatch(event: SQSEvent, context: Context, { signal }: Invocation): Promise<SQSBatchResponse> {
   count('klarRecords', event.Records.length);
   const entries: KlarBatchEntry[] = [];
   const unreadable: string[] = [];
@@ -26,7 +26,7 @@ async function uploadBatch(event: SQSEvent, _context: Context, { signal }: Invoc
   // Every line of the batch carries its orders' correlation ids (from the webhook, via SQS).
   const log = batchLogger(entries.map((e) => e.message.correlationId));
   try {
-    const result = await uploadKlarCosts(entries, { log, signal });
+    const result = await uploadKlarCosts(entries, { log, signal, remainingMs: () => context.getRemainingTimeInMillis() });
     log.info('klar batch', { records: event.Records.length, ...result, failed: result.failed.length });
     return { batchItemFailures: [...unreadable, ...result.failed].map((itemIdentifier) => ({ itemIdentifier })) };
   } catch (error) {

@@ -20,6 +20,8 @@ export type MetricName =
   | 'skipped'
   | 'unchanged'
   | 'failedTransient'
+  /** a setting or secret could not be read (SSM throttling, KMS, network, a missing value): transient, alarmed */
+  | 'configReadFailed'
   | 'needsAttention'
   | 'dryRun'
   | 'klarForwarded'

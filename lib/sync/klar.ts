@@ -2,7 +2,7 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { config } from '../config/index.ts';
 import { klarPlanSettings } from '../config/mapping.ts';
 import { describeUpload, uploadTransactionCosts, type UploadResult } from '../clients/klar.ts';
-import { UpstreamAuthError, UpstreamError, describeError, isPermanent } from '../domain/errors.ts';
+import { InvalidMessageError, UpstreamAuthError, UpstreamError, describeError, isPermanent } from '../domain/errors.ts';
 import { compareStamps, planAfterLostRace, planKlarCost, type CostLine, type KlarFacts } from '../domain/klar-plan.ts';
 import { KLAR_MAX_BATCH, mapInvalidErrors } from '../domain/klar.ts';
 import type { KlarCostMessage } from '../domain/messages.ts';
@@ -43,6 +43,19 @@ export interface KlarContext {
   log: Logger;
   /** aborted shortly before the function's deadline */
   signal?: AbortSignal;
+  /** time left before the function's deadline: a repair round starts only if it fits */
+  remainingMs?: () => number;
+}
+
+/** What a round spends besides its POSTs (each up to KLAR_TOTAL_TIMEOUT_MS): the record read and the settles. */
+const ROUND_OVERHEAD_MS = 2_000;
+
+/**
+ * The longest a round for these orders may take: one POST per 1000 costs at its total
+ * deadline, plus DynamoDB. (A rare re-send after INVALID is still stopped by the abort signal.)
+ */
+export function klarRoundBudgetMs(orders: number): number {
+  return Math.ceil(orders / KLAR_MAX_BATCH) * config().KLAR_TOTAL_TIMEOUT_MS + ROUND_OVERHEAD_MS;
 }
 
 /** How often a batch that lost a race uploads the newest cost again before leaving it to SQS. */
@@ -55,6 +68,8 @@ interface Batch {
   latest: Map<number, KlarCostMessage>;
   /** what this invocation last sent to Klar per order (a lost race must check it) */
   posted: Map<number, CostLine>;
+  /** orders whose last POST a compare-and-set confirmed (the record holds what Klar got) */
+  confirmed: Set<number>;
   failOrder(orderId: number): void;
 }
 
@@ -72,10 +87,34 @@ export async function uploadKlarCosts(entries: KlarBatchEntry[], context: KlarCo
     context,
     latest,
     posted: new Map(),
+    confirmed: new Set(),
     failOrder: (orderId) => result.failed.push(...(byOrder.get(orderId) ?? []).map((e) => e.recordId)),
   };
-  await round(batch, [...latest.keys()], 0);
+  try {
+    await round(batch, [...latest.keys()], 0);
+  } catch (error) {
+    // A failed or aborted round (DynamoDB unreachable, the deadline): a POST of this
+    // invocation may have landed with nothing recording it. Mark those orders unconfirmed
+    // before every record fails, so the next event uploads the recorded cost again.
+    const unconfirmed = [...batch.posted.keys()].filter((orderId) => !batch.confirmed.has(orderId));
+    await mapWithConcurrency(unconfirmed, 25, (orderId) => markKlarUnconfirmed(orderId)).catch((markError: unknown) =>
+      context.log.error('could not mark Klar uploads unconfirmed', { error: describeError(markError), orders: unconfirmed.length }),
+    );
+    throw error;
+  }
   return result;
+}
+
+/**
+ * Fails these orders' records after marking them unconfirmed: a POST of theirs may have
+ * reached Klar without a compare-and-set recording it, so Klar may hold another cost than
+ * the record. The mark (pending, version bumped) makes the next event upload the recorded
+ * cost, and stops a batch still in flight from recording `uploaded`.
+ */
+async function failUnconfirmed(batch: Batch, orderIds: number[]): Promise<void> {
+  await mapWithConcurrency(orderIds, 25, (orderId) => markKlarUnconfirmed(orderId));
+  for (const orderId of orderIds) batch.failOrder(orderId);
+  count('failedTransient', orderIds.length);
 }
 
 export const KLAR_OFF_REASON = 'Klar is switched off (KLAR_ENABLED=false): not uploaded';
@@ -117,6 +156,7 @@ async function round(batch: Batch, orderIds: number[], attempt: number): Promise
     const record = records.get(orderId);
     const posted = batch.posted.get(orderId);
     const plan = posted ? planAfterLostRace(message, record?.klar, posted, settings) : planKlarCost(message, record?.klar, settings);
+    if (posted && plan.kind === 'unchanged') batch.confirmed.add(orderId); // the record holds what we sent
     switch (plan.kind) {
       case 'upload':
         lines.push(plan.line);
@@ -151,9 +191,14 @@ async function round(batch: Batch, orderIds: number[], attempt: number): Promise
   if (attempt + 1 >= CONVERGE_ROUNDS) {
     // Klar may hold an older cost than the record: the next event uploads the recorded one.
     batch.context.log.warn('Klar uploads kept losing races; SQS will retry', { orders: lost.length });
-    await mapWithConcurrency(lost, 25, (orderId) => markKlarUnconfirmed(orderId));
-    for (const orderId of lost) batch.failOrder(orderId);
-    count('failedTransient', lost.length);
+    await failUnconfirmed(batch, lost);
+    return;
+  }
+  const remaining = batch.context.remainingMs?.();
+  if (remaining !== undefined && remaining < klarRoundBudgetMs(lost.length)) {
+    // A repair round that could be cut off by the deadline would leave its own POST unconfirmed.
+    batch.context.log.warn('no time left for another Klar round before the deadline; SQS will retry', { orders: lost.length, remainingMs: remaining });
+    await failUnconfirmed(batch, lost);
     return;
   }
   await round(batch, lost, attempt + 1);
@@ -201,13 +246,34 @@ async function upload(batch: Batch, lines: CostLine[], records: Map<number, Orde
       { signal: context.signal },
     );
   } catch (error) {
+    // Only Klar's own refusal, or costs that break its schema, are the orders' problem. A
+    // setting or secret that could not be read (SSM throttling, KMS, network, a missing
+    // token) says nothing about them: it fails the records, counted and alarmed.
+    if (!(error instanceof UpstreamError) && !(error instanceof InvalidMessageError)) {
+      context.log.error('Klar upload not started: a setting or secret could not be read; SQS will retry', { error: describeError(error), orders: lines.length });
+      count('configReadFailed');
+      // Nothing went out now; an earlier POST of this invocation is still unconfirmed.
+      await mapWithConcurrency(
+        lines.filter((line) => batch.posted.has(line.orderId)).map((line) => line.orderId),
+        25,
+        (orderId) => markKlarUnconfirmed(orderId),
+      );
+      count('failedTransient', lines.length);
+      for (const line of lines) batch.failOrder(line.orderId);
+      return [];
+    }
     if (isPermanent(error) && !(error instanceof UpstreamAuthError)) {
       // The request itself was refused (not INVALID, not our credentials): every order of it.
       context.log.error('Klar refused the upload', { error: describeError(error), orders: lines.length });
       return park(batch, lines, records, describeError(error), error instanceof UpstreamError ? error.status : undefined);
     }
     // Transient — our credentials (401/403) included: never one needs-attention per order.
+    // A timeout, a network error or a 5xx may have landed: those orders, and any this
+    // invocation posted before, are marked unconfirmed before their records fail.
     context.log.warn('Klar upload failed, SQS will retry', { error: describeError(error), orders: lines.length });
+    const landed = mayHaveLanded(error);
+    const unconfirmed = lines.filter((line) => landed || batch.posted.has(line.orderId)).map((line) => line.orderId);
+    await mapWithConcurrency(unconfirmed, 25, (orderId) => markKlarUnconfirmed(orderId));
     count('failedTransient', lines.length);
     for (const line of lines) batch.failOrder(line.orderId);
     return [];
@@ -226,10 +292,10 @@ async function upload(batch: Batch, lines: CostLine[], records: Map<number, Orde
 
   if (answer.outcome === 'partial') {
     if (bad.length === 0) {
-      // Klar stored some entries but named none we sent: re-sending is a harmless upsert.
+      // Klar stored some entries but named none we sent: re-sending is a harmless upsert,
+      // but until then Klar may hold what no record confirms.
       context.log.warn('Klar answered partially without naming our entries, SQS will retry', { status: answer.status, orders: lines.length });
-      count('failedTransient', lines.length);
-      for (const line of lines) batch.failOrder(line.orderId);
+      await failUnconfirmed(batch, lines.map((line) => line.orderId));
       return [];
     }
     const lost = await park(batch, bad, records, reasonOf('Klar rejected'), answer.status);
@@ -266,8 +332,19 @@ async function recordUploaded(batch: Batch, lines: CostLine[], records: Map<numb
     }),
   );
   const lost = new Set(conflicts);
+  for (const line of lines) if (!lost.has(line.orderId)) batch.confirmed.add(line.orderId);
   const recorded = lines.filter((line) => !lost.has(line.orderId)).length;
   batch.result.uploaded += recorded;
   count('klarUploaded', recorded);
   return conflicts;
+}
+
+/**
+ * Whether a failed POST may still have reached Klar: no answer (network error, timeout,
+ * abort), a 408, or a 5xx. A refusal (401/403, 425, 429) or an error before the request
+ * went out did not.
+ */
+function mayHaveLanded(error: unknown): boolean {
+  if (!(error instanceof UpstreamError) || error instanceof UpstreamAuthError) return false;
+  return error.status === undefined || error.status === 408 || error.status === 207 || error.status >= 500;
 }
