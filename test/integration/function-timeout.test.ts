@@ -1,5 +1,6 @@
 import type { SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { worstCaseRecordMs } from '../../lib/config/budget.ts';
 import { listAttempts } from '../../lib/store/attempts.ts';
 import { getOrderRecord } from '../../lib/store/order-record.ts';
 import { FunctionTimeoutError, type Handler, type InvocationLog } from '../../local/runtime.ts';
@@ -18,8 +19,10 @@ import { bootStack, drained, postWebhook, queueDepth, waitFor } from './harness.
  * invocation here is such a handler; every later one is the real function.
  */
 
-const TIMEOUT_SECONDS = 8;
-const VISIBILITY_SECONDS = 12;
+/** sync-order's shortened timeout fits one record's worst case with these upstream deadlines (its budget check) */
+const UPSTREAM_TOTAL_TIMEOUT_MS = 1_500;
+const TIMEOUT_SECONDS = Math.ceil(worstCaseRecordMs(UPSTREAM_TOTAL_TIMEOUT_MS) / 1000) + 2;
+const VISIBILITY_SECONDS = TIMEOUT_SECONDS + 4;
 const INGEST_TIMEOUT_SECONDS = 5;
 const RECONCILE_TIMEOUT_SECONDS = 5;
 
@@ -52,8 +55,7 @@ describe('invocations that outlive their function timeout', () => {
       // as deployed: the visibility timeout outlasts the function's timeout
       visibilityTimeoutSeconds: VISIBILITY_SECONDS,
       functionTimeouts: { 'sync-order': TIMEOUT_SECONDS, ingest: INGEST_TIMEOUT_SECONDS, reconcile: RECONCILE_TIMEOUT_SECONDS },
-      // one record's worst case (2 × 2 s + 2 s) fits the shortened timeout
-      env: { UPSTREAM_TOTAL_TIMEOUT_MS: '2000' },
+      env: { UPSTREAM_TOTAL_TIMEOUT_MS: String(UPSTREAM_TOTAL_TIMEOUT_MS) },
       wrapHandlers: { 'sync-order': stuckOnce, ingest: stuckWhenMarked, reconcile: stuckAlways },
       onInvocation: (log) => invocations.push(log),
     });
