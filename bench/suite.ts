@@ -12,6 +12,7 @@ import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../local/emulators/index.ts';
 import { matchRoute, startHttpApi, type Handler } from '../local/runtime.ts';
 import { seedOrder } from '../local/simulators/fixtures.ts';
 import { REPO_ROOT, startStack, type RunningStack } from '../local/stack.ts';
+import { BACKPRESSURE, backpressureRows, benchBackpressure, type BackpressureFigures } from './backpressure.ts';
 import { buildBundles, measureInit, type BundleFigures } from './bundles.ts';
 import { RequestCounter, sum, type Counts } from './counters.ts';
 import { runLoad, type LoadResult, type PreparedRequest } from './load.ts';
@@ -476,7 +477,10 @@ function coldStartEnv(stack: RunningStack): NodeJS.ProcessEnv {
 /** The workers whose AWS requests are attributed to them (they run concurrently in this process). */
 const ATTRIBUTED = ['sync-order', 'upload-klar-costs'] as const;
 
-export async function runBenchmark(): Promise<void> {
+/** A section that runs alone (`npm run bench -- --only backpressure`); the others need the whole run. */
+export type BenchSection = 'backpressure';
+
+export async function runBenchmark(options: { only?: BenchSection } = {}): Promise<void> {
   const benchStarted = performance.now();
   mkdirSync(join(REPO_ROOT, '.orderbridge'), { recursive: true });
   // Inside the repo, so the bundles' external @aws-sdk/* imports resolve from node_modules
@@ -548,6 +552,23 @@ export async function runBenchmark(): Promise<void> {
     for (const [name, simulator] of Object.entries(stack.simulators)) if (simulator) upstreams[new URL(simulator.url).origin] = name;
     restoreFetch = counter.attachFetch(upstreams);
 
+    if (options.only === 'backpressure') {
+      const backpressure = await benchBackpressure(stack, BENCH_SECRET);
+      const sectionRows = backpressureRows(backpressure);
+      // The other sections' figures in bench/results.json stay as the last whole run left them.
+      const file = join(REPO_ROOT, 'bench', 'results.json');
+      let previous: Record<string, unknown> = {};
+      try {
+        previous = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+      } catch {
+        /* no earlier run */
+      }
+      writeFileSync(file, `${JSON.stringify({ ...previous, backpressure: backpressureResults(backpressure) }, null, 2)}\n`);
+      const missed = sectionRows.filter((r) => r.ok === false).length;
+      write(`\n${table(sectionRows)}\n\n${missed ? `${missed} target(s) missed` : 'every target met'}; backpressure written to bench/results.json (${round((performance.now() - benchStarted) / 1000)} s)\n`);
+      return;
+    }
+
     progress('bundling every function with esbuild (serverless.yml custom.esbuild settings)');
     const files = await buildBundles(stack.definition.functions, workDir);
     progress('cold start: `await import(bundle)` vs the AWS SDK it imports (same packages, same clients) alone, each in a fresh node, median of 9');
@@ -563,13 +584,15 @@ export async function runBenchmark(): Promise<void> {
       `e2e: VersaCommerce fetches/notification ${e2e.versaCommerceFetchesPerNotification}, DynamoDB requests/change ${e2e.dynamoRequestsPerChange} (${JSON.stringify(e2e.legs.new.dynamo)}), /duplicate ${e2e.dynamoRequestsPerDuplicate} (${JSON.stringify(e2e.legs.duplicate.dynamo)}), Klar worker ${e2e.klarDynamoRequestsPerOrder}/order`,
     );
 
+    const backpressure = await benchBackpressure(stack, BENCH_SECRET);
+
     progress('memory: upload-klar-costs bundle on a 1,000-record batch in a fresh process');
     const memory = await measureKlarBatchMemory({ bundle: files.get('upload-klar-costs')!, workDir, env: coldStartEnv(stack), queueArn: stack.queues.klarCosts.arn });
     if (memory.failures !== 0) throw new Error(`the 1,000-record batch reported ${memory.failures} failure(s)`);
     progress(`memory: peak RSS ${round(memory.peakRssMb)} MB, batch ${Math.round(memory.batchMs)} ms`);
 
-    const allRows = rows(ingest, e2e, bundles, memory);
-    const results = toResults(ingest, e2e, bundles, memory, allRows, (performance.now() - benchStarted) / 1000, swallowed);
+    const allRows = [...rows(ingest, e2e, bundles, memory), ...backpressureRows(backpressure)];
+    const results = { ...toResults(ingest, e2e, bundles, memory, allRows, (performance.now() - benchStarted) / 1000, swallowed), backpressure: backpressureResults(backpressure) };
     writeFileSync(join(REPO_ROOT, 'bench', 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
     const missed = allRows.filter((r) => r.ok === false).length;
     write(`\n${table(allRows)}\n\n${missed ? `${missed} target(s) missed` : 'every target met'}; written to bench/results.json (${round(results.durationSeconds)} s)\n`);
@@ -579,6 +602,10 @@ export async function runBenchmark(): Promise<void> {
     process.off('SIGTERM', onSignal);
     await cleanup();
   }
+}
+
+function backpressureResults(b: BackpressureFigures) {
+  return { ...b, target: { drainRatio: `≤ ${BACKPRESSURE.drainRatio} + unlimitedSeconds ÷ floorSeconds`, throttledPerOrder: BACKPRESSURE.throttledPerOrder, dlq: 0 } };
 }
 
 function headline(levels: LevelFigures[]): LevelFigures {

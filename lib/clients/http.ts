@@ -59,9 +59,9 @@ export async function createUpstreamClient(options: UpstreamClientOptions): Prom
   // The request's signal carries the call's abort signal, and ky's own per-attempt one: after
   // a timed-out attempt ky hands beforeRetry the old, aborted request (it makes a fresh one
   // just before fetching), so that signal cannot end the wait (ky already checked the call's).
-  const waitForTurn = ({ request }: { request: Request }) => pacer.acquire(request.signal.aborted ? undefined : request.signal);
+  const waitForTurn = (retry: boolean) => ({ request }: { request: Request }) => pacer.acquire(request.signal.aborted ? undefined : request.signal, retry);
   const settings: Options = {
-    hooks: { beforeRequest: [waitForTurn], beforeRetry: [waitForTurn] },
+    hooks: { beforeRequest: [waitForTurn(false)], beforeRetry: [waitForTurn(true)] },
     // The pacer learns from every answer, by when its request went out (the global fetch
     // at call time, so whatever wraps it — a benchmark's counter — still sees the call).
     fetch: async (input, init) => {

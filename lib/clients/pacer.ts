@@ -7,10 +7,11 @@
  * - The first 429 holds every call until its `Retry-After` has passed, then releases them one
  *   by one at the rate the upstream accepted in the second before the 429 (times `backoff`),
  *   instead of all at once, which would only buy the next round of 429s.
- * - Additive increase, multiplicative decrease, as TCP does: each accepted call while others
- *   wait raises the rate by about `increasePerSecond` per second; a later 429 cuts it by
- *   `backoff`, at most once per round (429s of calls sent before the last cut are the same
- *   overshoot).
+ * - Additive increase, multiplicative decrease, as TCP does: while calls wait, the accepted
+ *   ones raise the rate by `increase` × the rate set at the last cut, per second (a step that
+ *   scales with the upstream: 5 % of 10/s is 0.5/s); a later 429 cuts it by `backoff`, at
+ *   most once per round (429s of calls sent before the last cut are the same overshoot).
+ * - A retry (a call that was refused) goes before first tries: it has waited already.
  * - After `relaxAfterMs` without a 429 it stops pacing.
  *
  * Waiting here counts against the call's total deadline (ky races its hooks against
@@ -21,8 +22,8 @@ export interface PacerOptions {
   now?: () => number;
   /** the slowest it paces, in requests per second */
   minRate?: number;
-  /** requests per second added per second of accepted calls while calls wait */
-  increasePerSecond?: number;
+  /** share of the rate set at the last cut added per second of accepted calls while calls wait */
+  increase?: number;
   /** factor a 429 cuts the rate by (the first one: the rate the upstream had accepted) */
   backoff?: number;
   /** back to unpaced after this long without a 429 */
@@ -42,6 +43,7 @@ export interface PacerState {
 }
 
 interface Waiter {
+  retry: boolean;
   resolve: () => void;
   reject: (reason: unknown) => void;
   signal?: AbortSignal;
@@ -53,7 +55,7 @@ const WINDOW_MS = 1000;
 export class Pacer {
   private readonly now: () => number;
   private readonly minRate: number;
-  private readonly increasePerSecond: number;
+  private readonly increase: number;
   private readonly backoff: number;
   private readonly relaxAfterMs: number;
   private readonly defaultRetryAfterMs: number;
@@ -66,6 +68,8 @@ export class Pacer {
   /** when set, the next release re-estimates the rate from the second before this moment */
   private estimateAt: number | undefined;
   private lastCutAt = -Infinity;
+  /** requests per second added per second of pacing, until the next cut */
+  private step = 0;
   private lastThrottledAt = -Infinity;
   /** send times of accepted calls, for the accepted rate */
   private accepted: number[] = [];
@@ -76,19 +80,22 @@ export class Pacer {
   constructor(options: PacerOptions = {}) {
     this.now = options.now ?? Date.now;
     this.minRate = options.minRate ?? 1;
-    this.increasePerSecond = options.increasePerSecond ?? 1;
+    this.increase = options.increase ?? 0.05;
     this.backoff = options.backoff ?? 0.9;
     this.relaxAfterMs = options.relaxAfterMs ?? 60_000;
     this.defaultRetryAfterMs = options.defaultRetryAfterMs ?? 1000;
   }
 
-  /** Resolves when this call may go; rejects with the signal's reason if it aborts first. */
-  acquire(signal?: AbortSignal): Promise<void> {
+  /**
+   * Resolves when this call may go; rejects with the signal's reason if it aborts first. A
+   * `retry` goes before the first tries that wait.
+   */
+  acquire(signal?: AbortSignal, retry = false): Promise<void> {
     if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.pacing && this.waiters.length === 0 && this.now() - this.lastThrottledAt > this.relaxAfterMs) this.relax();
     if (!this.pacing) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
-      const waiter: Waiter = { resolve, reject, signal };
+      const waiter: Waiter = { retry, resolve, reject, signal };
       if (signal) {
         waiter.onAbort = () => {
           const index = this.waiters.indexOf(waiter);
@@ -97,7 +104,9 @@ export class Pacer {
         };
         signal.addEventListener('abort', waiter.onAbort, { once: true });
       }
-      this.waiters.push(waiter);
+      const firstTry = retry ? this.waiters.findIndex((w) => !w.retry) : -1;
+      if (firstTry >= 0) this.waiters.splice(firstTry, 0, waiter);
+      else this.waiters.push(waiter);
       this.pump();
     });
   }
@@ -112,7 +121,7 @@ export class Pacer {
       this.accepted.push(sentAt);
       this.prune(now);
       // Additive increase, only while calls wait: an idle pacer learns nothing about the limit.
-      if (this.pacing && this.rate !== undefined && this.waiters.length > 0) this.rate += this.increasePerSecond / this.rate;
+      if (this.pacing && this.rate !== undefined && this.waiters.length > 0) this.rate += this.step / this.rate;
       return;
     }
     this.throttled += 1;
@@ -131,7 +140,7 @@ export class Pacer {
     if (sentAt < this.lastCutAt) return;
     this.lastCutAt = now;
     // Still waiting for the first estimate: it will take this 429 into account.
-    if (this.rate !== undefined) this.rate = Math.max(this.minRate, this.rate * this.backoff);
+    if (this.rate !== undefined) this.setRate(this.rate * this.backoff);
   }
 
   /** How long a call that starts waiting now would wait, about: what to tell SQS when we give up. */
@@ -152,10 +161,15 @@ export class Pacer {
     this.estimateAt = undefined;
   }
 
+  private setRate(rate: number): void {
+    this.rate = Math.max(this.minRate, rate);
+    this.step = this.increase * this.rate;
+  }
+
   /** `backoff` × the rate accepted in the second before `at`. */
   private estimate(at: number): number {
     const accepted = this.accepted.filter((sentAt) => sentAt > at - WINDOW_MS && sentAt <= at).length;
-    return Math.max(this.minRate, this.backoff * accepted);
+    return this.backoff * accepted;
   }
 
   private prune(now: number): void {
@@ -181,7 +195,7 @@ export class Pacer {
         return;
       }
       if (this.estimateAt !== undefined) {
-        this.rate = this.estimate(this.estimateAt);
+        this.setRate(this.estimate(this.estimateAt));
         this.estimateAt = undefined;
         this.prune(now);
       }

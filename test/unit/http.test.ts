@@ -4,7 +4,7 @@ import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-vitest/extend';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { createUpstreamClient, toUpstreamError } from '../../lib/clients/http.ts';
+import { createUpstreamClient, pacerFor, toUpstreamError } from '../../lib/clients/http.ts';
 import { uploadTransactionCosts } from '../../lib/clients/klar.ts';
 import { submitOrder } from '../../lib/clients/komfortkasse.ts';
 import { resetClients } from '../../lib/clients/registry.ts';
@@ -407,5 +407,68 @@ describe('deadlines', () => {
     expect(before).toMatchObject({ category: 'transient' });
     expect(isPermanent(before)).toBe(false);
     expect(komfortkasse.orders.has('never')).toBe(false);
+  });
+});
+
+describe('the upstream pacer in the client factory', () => {
+  afterEach(() => {
+    komfortkasse.reset();
+    resetClients();
+  });
+  const pacedClient = (upstream: string, retryLimit = 2) =>
+    createUpstreamClient({ upstream, baseUrl: komfortkasse.url, headers: { 'X-Komfortkasse-API-Key': 'kk-key-current' }, retryLimit, retryBaseMs: 1 });
+
+  it('after the first 429 paces every call of that upstream: 30 calls at once against 5 requests/s all get through, nearly each with one 429 at most', async () => {
+    // prepare
+    resetClients();
+    komfortkasse.reset();
+    komfortkasse.rateLimit.requestsPerSecond = 5;
+    const api = await pacedClient('PacedKomfortkasse', 4);
+
+    // act
+    const started = Date.now();
+    const results = await Promise.allSettled(Array.from({ length: 30 }, (_, i) => api.post(`order/P-${i}`, { json: update() })));
+    const seconds = (Date.now() - started) / 1000;
+
+    // assess: unpaced, the refused calls would retry together after each Retry-After (25, 20,
+    // 15, … 429s, most calls refused again and again); paced, a refused call nearly always gets
+    // through on its next try (calls still on their way when the first 429 came may crowd it)
+    const refusals = new Map<string, number>();
+    for (const r of komfortkasse.requests) if (r.status === 429) refusals.set(r.path, (refusals.get(r.path) ?? 0) + 1);
+    expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
+    expect(komfortkasse.orders.size).toBe(30);
+    expect(komfortkasse.rateLimit.throttled).toBeLessThanOrEqual(50);
+    expect([...refusals.values()].filter((n) => n > 1).length).toBeLessThanOrEqual(8);
+    expect(seconds).toBeGreaterThanOrEqual(4); // 30 calls at 5/s cannot be quicker
+    expect(pacerFor('PacedKomfortkasse').state()).toMatchObject({ pacing: true, waiting: 0 });
+  }, 30_000);
+
+  it('gives a 429 that used up the retries a retryAfterMs of at least its Retry-After', async () => {
+    // prepare
+    resetClients();
+    komfortkasse.injectFault({ status: 429, headers: { 'retry-after': '2' }, body: { error: 'Too many requests' } });
+    const api = await pacedClient('ThrottledKomfortkasse', 0);
+
+    // act
+    const thrown = await api.post('order/T-1', { json: update() }).then(() => undefined, (error: unknown) => error);
+    const error = toUpstreamError('ThrottledKomfortkasse', thrown);
+
+    // assess
+    expect(error).toMatchObject({ status: 429, category: 'transient' });
+    expect(error.retryAfterMs).toBeGreaterThanOrEqual(2000);
+    expect(error.retryAfterMs).toBeLessThan(10_000);
+  });
+
+  it('gives other failures no retryAfterMs', async () => {
+    // prepare
+    resetClients();
+    komfortkasse.injectFault({ status: 503 });
+    const api = await pacedClient('UnthrottledKomfortkasse', 0);
+
+    // act
+    const thrown = await api.post('order/U-1', { json: update() }).then(() => undefined, (error: unknown) => error);
+
+    // assess
+    expect(toUpstreamError('UnthrottledKomfortkasse', thrown).retryAfterMs).toBeUndefined();
   });
 });

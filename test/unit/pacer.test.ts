@@ -84,7 +84,7 @@ describe('Pacer', () => {
 
   it('cuts the rate once per round on a later 429; 429s of calls sent before the cut do not cut again', async () => {
     // prepare: pacing at 10/s
-    const pacer = new Pacer({ backoff: 0.9, increasePerSecond: 0 });
+    const pacer = new Pacer({ backoff: 0.9, increase: 0 });
     overTheLimit(pacer, 10);
     const first = queueCalls(pacer, 1);
     await vi.advanceTimersByTimeAsync(1000);
@@ -113,8 +113,8 @@ describe('Pacer', () => {
   });
 
   it('raises the rate additively while calls wait and each is accepted', async () => {
-    // prepare
-    const pacer = new Pacer({ backoff: 1, increasePerSecond: 1 });
+    // prepare: a step of 25 % of the 4/s set at the first 429 = 1/s per second
+    const pacer = new Pacer({ backoff: 1, increase: 0.25 });
     overTheLimit(pacer, 4);
     const { released, calls } = queueCalls(pacer, 41);
 
@@ -139,7 +139,7 @@ describe('Pacer', () => {
 
   it('does not raise the rate from calls accepted while nobody waits', async () => {
     // prepare
-    const pacer = new Pacer({ backoff: 1, increasePerSecond: 1 });
+    const pacer = new Pacer({ backoff: 1, increase: 0.25 });
     overTheLimit(pacer, 5);
     const first = queueCalls(pacer, 1);
     await vi.advanceTimersByTimeAsync(1000);
@@ -169,6 +169,22 @@ describe('Pacer', () => {
     expect(outcome).toBe('deadline');
     expect(other.released).toEqual([1000]); // the first turn after Retry-After went to the other call
     expect(pacer.state().waiting).toBe(0);
+  });
+
+  it('lets a retry (a call already refused) go before first tries that wait', async () => {
+    // prepare
+    const pacer = new Pacer({ backoff: 1 });
+    overTheLimit(pacer, 10);
+    const order: string[] = [];
+    const first = [pacer.acquire().then(() => order.push('first-1')), pacer.acquire().then(() => order.push('first-2'))];
+
+    // act
+    const retried = [pacer.acquire(undefined, true).then(() => order.push('retry-1')), pacer.acquire(undefined, true).then(() => order.push('retry-2'))];
+    await vi.advanceTimersByTimeAsync(2000);
+    await Promise.all([...first, ...retried]);
+
+    // assess
+    expect(order).toEqual(['retry-1', 'retry-2', 'first-1', 'first-2']);
   });
 
   it('refuses at once a call whose signal already aborted', async () => {
