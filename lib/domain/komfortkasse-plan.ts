@@ -33,7 +33,7 @@ export interface KomfortkassePlanInput {
   shop: ShopOrder;
   recorded: RecordedKomfortkasse | undefined;
   mapping: { paymentTypes: PaymentTypeMap; defaultCountryCode?: string };
-  /** the worker read the order from the shop just now, so it is current, not a late snapshot */
+  /** the order comes from the shop just now (fetched by the worker, or by replay), so it is current, not a late snapshot */
   authoritative: boolean;
   /** an operator asked for it (replay, console): retry what is parked as needs-attention */
   operator: boolean;

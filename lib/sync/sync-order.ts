@@ -80,7 +80,7 @@ async function sync(message: OrderChangedMessage, context: SyncContext): Promise
   const input = {
     shop,
     mapping: komfortkasseMappingSettings(),
-    authoritative: !message.order,
+    authoritative: fromShopNow(message),
     operator: message.source === 'replay' || message.source === 'console',
   };
   const quick = planKomfortkasse({ ...input, recorded: record?.komfortkasse });
@@ -101,6 +101,15 @@ async function sync(message: OrderChangedMessage, context: SyncContext): Promise
     if (!run.released) await releaseKomfortkasse(message.orderId, claim, { clearFirstAttempt: claim.firstAttempt && !run.mayHaveSent }).catch(() => undefined);
     throw error;
   }
+}
+
+/**
+ * The order comes from the shop itself: fetched here, or by `orderbridge replay` just before
+ * it queued the message (a deletion after that comes later in the order's FIFO group).
+ * Only such an order may bring back one the shop had deleted; a webhook's snapshot may be late.
+ */
+function fromShopNow(message: OrderChangedMessage): boolean {
+  return !message.order || message.source === 'replay';
 }
 
 /** The order as the message carried it, as the shop has it now, or why there is none. */
@@ -361,7 +370,7 @@ async function advanceSource(orderId: number, shop: ShopOrder, record: OrderReco
  * deleted, an order fetched from the shop clears that mark.
  */
 async function settle(run: Run, outcome: KomfortkasseOutcome, attempts: Attempt[]): Promise<void> {
-  const vanished = run.shop.kind === 'vanished' ? true : run.shop.kind === 'order' && !run.message.order ? false : undefined;
+  const vanished = run.shop.kind === 'vanished' ? true : run.shop.kind === 'order' && fromShopNow(run.message) ? false : undefined;
   await settleKomfortkasse({
     orderId: run.message.orderId,
     orderCode: run.orderCode,

@@ -240,6 +240,24 @@ describe('the order lifecycle through the local stack', () => {
       expect(record?.komfortkasse.vanishedAt).toBeUndefined();
     });
 
+    it('brings a deleted order back on orderbridge replay, which fetches it from the shop', async () => {
+      // prepare: submitted, deleted in the shop, removed
+      const order = freshOrder({ updated_at: '2024-05-01T10:00:00+02:00' });
+      shop().addOrder(order);
+      await notify(`create order: ${order.id}`);
+      shop().removeOrder(order.id);
+      await notify(`delete order: ${order.id}`);
+      expect(removesOf(order.code)).toHaveLength(1);
+      // act: the shop has it again (the 404 was wrong); an operator replays it
+      shop().addOrder(order);
+      const replay = await cli('replay', order.code);
+      await drained(stack);
+      // assess
+      expect(replay.code).toBe(0);
+      expect(submitsOf(order.code)).toHaveLength(2);
+      expect((await getOrderRecord(order.id))?.komfortkasse).toMatchObject({ state: 'submitted', vanishedAt: undefined });
+    });
+
     it('lets no snapshot submit an order that vanished before it ever reached Komfortkasse', async () => {
       // prepare: the shop answers 404 for an order Orderbridge never saw
       const order = freshOrder({ updated_at: '2024-05-01T10:00:00+02:00' });
