@@ -7,10 +7,12 @@
  * - The first 429 holds every call until its `Retry-After` has passed, then releases them one
  *   by one at the rate the upstream accepted in the second before the 429 (times `backoff`),
  *   instead of all at once, which would only buy the next round of 429s.
- * - Additive increase, multiplicative decrease, as TCP does: while calls wait, the accepted
- *   ones raise the rate by `increase` × the rate set at the last cut, per second (a step that
- *   scales with the upstream: 5 % of 10/s is 0.5/s); a later 429 cuts it by `backoff`, at
- *   most once per round (429s of calls sent before the last cut are the same overshoot).
+ * - As TCP does: until the next 429 the rate grows by `slowStart` of itself per second (the
+ *   first estimate may be low: our own pipeline may have been slow); after it, additive
+ *   increase — `increase` × the rate set at that cut, per second (scales with the upstream:
+ *   5 % of 10/s is 0.5/s) — and multiplicative decrease: a 429 cuts the rate by `backoff`, at
+ *   most once per round (429s of calls sent before the last cut are the same overshoot). The
+ *   rate only grows from calls accepted while others wait.
  * - A retry (a call that was refused) goes before first tries: it has waited already.
  * - After `relaxAfterMs` without a 429 it stops pacing.
  *
@@ -24,6 +26,8 @@ export interface PacerOptions {
   minRate?: number;
   /** share of the rate set at the last cut added per second of accepted calls while calls wait */
   increase?: number;
+  /** share of itself the rate grows by per second until the first cut after the first estimate */
+  slowStart?: number;
   /** factor a 429 cuts the rate by (the first one: the rate the upstream had accepted) */
   backoff?: number;
   /** back to unpaced after this long without a 429 */
@@ -56,6 +60,7 @@ export class Pacer {
   private readonly now: () => number;
   private readonly minRate: number;
   private readonly increase: number;
+  private readonly slowStart: number;
   private readonly backoff: number;
   private readonly relaxAfterMs: number;
   private readonly defaultRetryAfterMs: number;
@@ -70,6 +75,8 @@ export class Pacer {
   private lastCutAt = -Infinity;
   /** requests per second added per second of pacing, until the next cut */
   private step = 0;
+  /** between the first estimate and the next 429: grow by a share of the rate */
+  private starting = false;
   private lastThrottledAt = -Infinity;
   /** send times of accepted calls, for the accepted rate */
   private accepted: number[] = [];
@@ -81,6 +88,7 @@ export class Pacer {
     this.now = options.now ?? Date.now;
     this.minRate = options.minRate ?? 1;
     this.increase = options.increase ?? 0.05;
+    this.slowStart = options.slowStart ?? 0.2;
     this.backoff = options.backoff ?? 0.9;
     this.relaxAfterMs = options.relaxAfterMs ?? 60_000;
     this.defaultRetryAfterMs = options.defaultRetryAfterMs ?? 1000;
@@ -121,7 +129,7 @@ export class Pacer {
       this.accepted.push(sentAt);
       this.prune(now);
       // Additive increase, only while calls wait: an idle pacer learns nothing about the limit.
-      if (this.pacing && this.rate !== undefined && this.waiters.length > 0) this.rate += this.step / this.rate;
+      if (this.pacing && this.rate !== undefined && this.waiters.length > 0) this.rate += this.starting ? this.slowStart : this.step / this.rate;
       return;
     }
     this.throttled += 1;
@@ -140,7 +148,10 @@ export class Pacer {
     if (sentAt < this.lastCutAt) return;
     this.lastCutAt = now;
     // Still waiting for the first estimate: it will take this 429 into account.
-    if (this.rate !== undefined) this.setRate(this.rate * this.backoff);
+    if (this.rate !== undefined) {
+      this.setRate(this.rate * this.backoff);
+      this.starting = false;
+    }
   }
 
   /** How long a call that starts waiting now would wait, about: what to tell SQS when we give up. */
@@ -196,6 +207,7 @@ export class Pacer {
       }
       if (this.estimateAt !== undefined) {
         this.setRate(this.estimate(this.estimateAt));
+        this.starting = true;
         this.estimateAt = undefined;
         this.prune(now);
       }

@@ -112,9 +112,9 @@ describe('Pacer', () => {
     expect(pacer.state().throttled).toBe(4);
   });
 
-  it('raises the rate additively while calls wait and each is accepted', async () => {
-    // prepare: a step of 25 % of the 4/s set at the first 429 = 1/s per second
-    const pacer = new Pacer({ backoff: 1, increase: 0.25 });
+  it('grows the rate by a share of itself until the next 429 (slow start), while calls wait and each is accepted', async () => {
+    // prepare: 4/s from the first 429, growing 20 % per second
+    const pacer = new Pacer({ backoff: 1, slowStart: 0.2 });
     overTheLimit(pacer, 4);
     const { released, calls } = queueCalls(pacer, 41);
 
@@ -129,11 +129,39 @@ describe('Pacer', () => {
     }
     await Promise.all(calls);
 
-    // assess: from 4/s, about +1/s per second of pacing
+    // assess: 4 × 1.2^t after t seconds of pacing
     const spanSeconds = (released.at(-1)! - released[0]!) / 1000;
     const rate = pacer.state().rate!;
-    expect(rate).toBeGreaterThan(4 + 0.8 * spanSeconds);
-    expect(rate).toBeLessThan(4 + 1.2 * spanSeconds + 1);
+    expect(rate).toBeGreaterThan(4 * 1.15 ** spanSeconds);
+    expect(rate).toBeLessThan(4 * 1.25 ** spanSeconds + 1);
+  });
+
+  it('after a later 429 raises the rate additively, by a share of the rate set at that cut', async () => {
+    // prepare: 4/s from the first 429 (0.8 × 5), cut to 3.2/s by a second one; then a step of 25 % of 3.2/s = 0.8/s per second
+    const pacer = new Pacer({ backoff: 0.8, increase: 0.25 });
+    overTheLimit(pacer, 5);
+    const warmup = queueCalls(pacer, 1);
+    await vi.advanceTimersByTimeAsync(1000);
+    await Promise.all(warmup.calls);
+    pacer.settled(Date.now(), 429, 1000);
+    const { released, calls } = queueCalls(pacer, 41);
+
+    // act: every released call is accepted 1 ms after it went
+    let answered = 0;
+    while (answered < 41) {
+      await vi.advanceTimersByTimeAsync(1);
+      while (answered < released.length) {
+        pacer.settled(T0 + released[answered]!, 200);
+        answered++;
+      }
+    }
+    await Promise.all(calls);
+
+    // assess: from 3.2/s, about +0.8/s per second of pacing
+    const spanSeconds = (released.at(-1)! - released[0]!) / 1000;
+    const rate = pacer.state().rate!;
+    expect(rate).toBeGreaterThan(3.2 + 0.7 * spanSeconds);
+    expect(rate).toBeLessThan(3.2 + 0.9 * spanSeconds + 0.5);
     expect(gaps(released).at(-1)!).toBeLessThan(gaps(released)[0]!);
   });
 
