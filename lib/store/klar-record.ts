@@ -1,4 +1,4 @@
-import { TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { MAX_ERROR_LENGTH, type Attempt } from '../domain/sync-state.ts';
 import { deleteAttention, putAttention } from './attention.ts';
 import { putAttempt, withoutPersonalData } from './attempts.ts';
@@ -84,11 +84,15 @@ function settleItems(settlement: KlarSettlement, now: Date) {
       } else removes.push('klarError');
       break;
   }
+  // Writing personal data (an upstream message, a request body) only while not forgotten:
+  // a forget landing during the upload turns this write into one without texts (settleKlar).
+  const personal = !forgotten && (error !== undefined || (settlement.attempt !== undefined && (settlement.attempt.error !== undefined || settlement.attempt.request !== undefined)));
+  const version = expectedVersion === 0 ? 'attribute_not_exists(klarVersion) OR klarVersion = :expected' : 'klarVersion = :expected';
   const update = {
     TableName: tableName(),
     Key: orderKeys.state(orderId),
     UpdateExpression: `SET ${sets.join(', ')}${removes.length ? ` REMOVE ${removes.join(', ')}` : ''}`,
-    ConditionExpression: expectedVersion === 0 ? 'attribute_not_exists(klarVersion) OR klarVersion = :expected' : 'klarVersion = :expected',
+    ConditionExpression: personal ? `(${version}) AND attribute_not_exists(forgottenAt)` : version,
     ExpressionAttributeValues: values,
   };
   const parked = outcome.kind === 'needs-attention';
@@ -133,8 +137,13 @@ export async function settleKlar(settlements: KlarSettlement[], now = new Date()
     try {
       await documentClient().send(new TransactWriteCommand({ TransactItems: items }));
     } catch (error) {
-      if (failedConditions(error)?.includes(0)) conflicts.push(settlement.orderId);
-      else throw error;
+      if (!failedConditions(error)?.includes(0)) throw error;
+      // Forgotten during the upload (the version still ours): the same write without texts.
+      if (!settlement.forgotten && (await forgottenAtVersion(settlement.orderId, settlement.expectedVersion))) {
+        await one({ settlement: { ...settlement, forgotten: true }, items: settleItems({ ...settlement, forgotten: true }, now) });
+        return;
+      }
+      conflicts.push(settlement.orderId);
     }
   };
   for (const chunk of chunks) {
@@ -151,6 +160,13 @@ export async function settleKlar(settlements: KlarSettlement[], now = new Date()
     }
   }
   return { conflicts };
+}
+
+/** The order was forgotten and its Klar version is still the one a settlement was planned on. */
+async function forgottenAtVersion(orderId: number, expectedVersion: number): Promise<boolean> {
+  const read = await documentClient().send(new GetCommand({ TableName: tableName(), Key: orderKeys.state(orderId), ConsistentRead: true }));
+  const item = read?.Item;
+  return item?.forgottenAt !== undefined && (item.klarVersion ?? 0) === expectedVersion;
 }
 
 /**

@@ -131,9 +131,10 @@ async function sendWithConflictRetry(send: () => Promise<void>, attempts = 3): P
   }
 }
 
-async function stillOursButForgotten({ orderId, claim }: KomfortkasseSettlement): Promise<boolean> {
-  const { Item } = await documentClient().send(new GetCommand({ TableName: tableName(), Key: orderKeys.state(orderId), ConsistentRead: true }));
-  return Item?.kkLeaseToken === claim.token && Item.forgottenAt !== undefined;
+async function stillOursButForgotten({ orderId, claim }: Pick<KomfortkasseSettlement, 'orderId' | 'claim'>): Promise<boolean> {
+  const read = await documentClient().send(new GetCommand({ TableName: tableName(), Key: orderKeys.state(orderId), ConsistentRead: true }));
+  const item = read?.Item;
+  return item?.kkLeaseToken === claim.token && item.forgottenAt !== undefined;
 }
 
 function settleRequest({ orderId, orderCode, claim, outcome, attempts, now = new Date() }: KomfortkasseSettlement, forgotten: boolean) {
@@ -222,23 +223,35 @@ export async function releaseKomfortkasse(
   const now = options.now ?? new Date();
   const removes = ['kkLeaseToken', 'kkLeaseUntil'];
   if (options.clearFirstAttempt) removes.push('kkFirstAttemptedAt');
-  const release = {
-    TableName: tableName(),
-    Key: orderKeys.state(orderId),
-    UpdateExpression: `REMOVE ${removes.join(', ')}`,
-    ConditionExpression: 'kkLeaseToken = :token',
-    ExpressionAttributeValues: { ':token': claim.token },
-  };
-  const forgotten = Boolean(claim.previous?.forgottenAt);
-  const attempt = options.attempt && (forgotten ? withoutPersonalData(options.attempt) : options.attempt);
-  try {
+  const send = async (forgotten: boolean) => {
+    const attempt = options.attempt && (forgotten ? withoutPersonalData(options.attempt) : options.attempt);
+    // An upstream message or request body only while the order is not forgotten, as settle does.
+    const personal = attempt !== undefined && (attempt.error !== undefined || attempt.request !== undefined);
+    const release = {
+      TableName: tableName(),
+      Key: orderKeys.state(orderId),
+      UpdateExpression: `REMOVE ${removes.join(', ')}`,
+      ConditionExpression: personal ? 'kkLeaseToken = :token AND attribute_not_exists(forgottenAt)' : 'kkLeaseToken = :token',
+      ExpressionAttributeValues: { ':token': claim.token },
+    };
     await sendWithConflictRetry(async () => {
       if (attempt) await documentClient().send(new TransactWriteCommand({ TransactItems: [{ Update: release }, putAttempt(orderId, attempt, now)] }));
       else await documentClient().send(new UpdateCommand(release));
     });
+  };
+  const forgotten = Boolean(claim.previous?.forgottenAt);
+  try {
+    await send(forgotten);
   } catch (error) {
     if (!isConditionFailure(error) && !failedConditions(error)?.includes(0)) throw error;
-    if (attempt) await appendAttempt(orderId, attempt, now);
+    // Forgotten during the call, the lease still ours: release it, writing no texts.
+    if (!forgotten && (await stillOursButForgotten({ orderId, claim }))) {
+      await send(true);
+      return;
+    }
+    // The lease is no longer ours (its holder settles): still log the attempt, without its
+    // texts, since nothing here can tell whether a forget lands meanwhile.
+    if (options.attempt) await appendAttempt(orderId, withoutPersonalData(options.attempt), now);
   }
 }
 

@@ -8,33 +8,40 @@ import { isConditionFailure, orderPartition, queryAll, tableName } from './table
  * forgotten so that no later event writes such data back (the workers check the mark).
  */
 export async function forgetOrderPersonalData(orderId: number, now = new Date()): Promise<{ attempts: number }> {
+  // The mark first: from then on every worker write of texts is conditioned on its absence,
+  // so whatever the clean-up below reads cannot be followed by new texts.
+  await stripItem({ pk: orderPartition(orderId), sk: 'STATE' }, now);
   const items = await queryAll({
     TableName: tableName(),
     KeyConditionExpression: 'pk = :pk',
     ExpressionAttributeValues: { ':pk': orderPartition(orderId) },
   });
-  // The STATE item first: once it carries the mark, workers stop writing texts.
-  items.sort((a, b) => Number(b.sk === 'STATE') - Number(a.sk === 'STATE'));
   let attempts = 0;
   for (const item of items) {
-    const isState = item.sk === 'STATE';
-    try {
-      await documentClient().send(
-        new UpdateCommand({
-          TableName: tableName(),
-          Key: { pk: item.pk, sk: item.sk },
-          // `request` and `error` are DynamoDB reserved words: name them through placeholders.
-          UpdateExpression: isState ? 'SET forgottenAt = :now REMOVE kkError, klarError' : 'SET forgottenAt = :now REMOVE #request, #error',
-          ConditionExpression: 'attribute_exists(pk)',
-          ExpressionAttributeNames: isState ? undefined : { '#request': 'request', '#error': 'error' },
-          ExpressionAttributeValues: { ':now': now.toISOString() },
-        }),
-      );
-    } catch (error) {
-      // Gone meanwhile (an attention item cleared, an attempt expired): nothing left to forget there.
-      if (!isConditionFailure(error)) throw error;
-    }
+    if (item.sk === 'STATE') continue;
+    await stripItem({ pk: item.pk, sk: item.sk }, now);
     if (String(item.sk).startsWith('ATTEMPT#')) attempts++;
   }
   return { attempts };
+}
+
+/** Marks one item of the order forgotten and drops its texts; an item gone meanwhile is fine. */
+async function stripItem(item: { pk: unknown; sk: unknown }, now: Date): Promise<void> {
+  const isState = item.sk === 'STATE';
+  try {
+    await documentClient().send(
+      new UpdateCommand({
+        TableName: tableName(),
+        Key: { pk: item.pk, sk: item.sk },
+        // `request` and `error` are DynamoDB reserved words: name them through placeholders.
+        UpdateExpression: isState ? 'SET forgottenAt = :now REMOVE kkError, klarError' : 'SET forgottenAt = :now REMOVE #request, #error',
+        ConditionExpression: 'attribute_exists(pk)',
+        ExpressionAttributeNames: isState ? undefined : { '#request': 'request', '#error': 'error' },
+        ExpressionAttributeValues: { ':now': now.toISOString() },
+      }),
+    );
+  } catch (error) {
+    // Gone meanwhile (an attention item cleared, an attempt expired): nothing left to forget there.
+    if (!isConditionFailure(error)) throw error;
+  }
 }

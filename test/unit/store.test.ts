@@ -676,6 +676,37 @@ describe('releaseKomfortkasse', () => {
     expect(dynamo).toHaveReceivedCommandTimes(PutCommand, 1);
   });
 
+  it('writes an attempt\'s texts only while the order is not forgotten; forgotten during the call, it releases without them', async () => {
+    // prepare: a forget lands while the call runs: the guarded release fails, the lease is still ours
+    dynamo.on(TransactWriteCommand).rejectsOnce(transactionCancelled(2, [0])).resolves({});
+    dynamo.on(GetCommand).resolves({ Item: buildStateItem(7, { kkLeaseToken: 'token-1', forgottenAt: '2024-05-01T09:59:59.000Z' }) });
+
+    // act
+    await releaseKomfortkasse(7, claim, { clearFirstAttempt: false, attempt: buildAttempt({ outcome: 'failed-transient', error: 'Komfortkasse 503: max@example.org' }), now: NOW });
+
+    // assess
+    const [guarded, plain] = sentTransactions();
+    expect(guarded![0]!.Update!.ConditionExpression).toBe('kkLeaseToken = :token AND attribute_not_exists(forgottenAt)');
+    expect(guarded![1]!.Put!.Item).toMatchObject({ error: 'Komfortkasse 503: max@example.org' });
+    expect(plain![0]!.Update!.ConditionExpression).toBe('kkLeaseToken = :token');
+    expect(plain![1]!.Put!.Item).not.toHaveProperty('error');
+  });
+
+  it('logs the attempt of a lease lost meanwhile without its texts', async () => {
+    // prepare: another worker holds the lease now
+    dynamo.on(TransactWriteCommand).rejects(transactionCancelled(2, [0]));
+    dynamo.on(GetCommand).resolves({ Item: buildStateItem(7, { kkLeaseToken: 'token-2' }) });
+    dynamo.on(PutCommand).resolves({});
+
+    // act
+    await releaseKomfortkasse(7, claim, { clearFirstAttempt: false, attempt: buildAttempt({ outcome: 'failed-transient', error: 'Komfortkasse 503: max@example.org' }) });
+
+    // assess
+    const [put] = dynamo.commandCalls(PutCommand);
+    expect(put!.args[0].input.Item).toMatchObject({ outcome: 'failed-transient' });
+    expect(put!.args[0].input.Item).not.toHaveProperty('error');
+  });
+
   it('logs a forgotten order\'s attempt without its texts', async () => {
     // prepare
     dynamo.on(TransactWriteCommand).resolves({});
@@ -895,6 +926,31 @@ describe('settleKlar', () => {
     expect(clauses(items![0]!.Update!.UpdateExpression).removes).toContain('klarError');
   });
 
+  it('writes Klar\'s message only while the order is not forgotten; forgotten during the upload, it settles without it', async () => {
+    // prepare: a forget lands during the upload (the version is still ours)
+    dynamo.on(TransactWriteCommand).rejectsOnce(transactionCancelled(3, [0])).resolves({});
+    dynamo.on(GetCommand).resolves({ Item: buildStateItem(7, { klarVersion: 2, forgottenAt: '2024-05-01T09:59:59.000Z' }) });
+    const parked: KlarSettlement = {
+      orderId: 7,
+      orderCode: 'C-7',
+      expectedVersion: 2,
+      outcome: { kind: 'needs-attention', error: 'Klar INVALID: unknown order for max@example.org' },
+      attempt: buildAttempt({ target: 'klar', action: 'upload', outcome: 'failed-permanent', error: 'Klar INVALID: unknown order for max@example.org' }),
+      wasParked: false,
+      forgotten: false,
+    };
+
+    // act
+    const result = await settleKlar([parked], NOW);
+
+    // assess: no conflict; the second write carries no text anywhere
+    expect(result.conflicts).toEqual([]);
+    const [guarded, plain] = sentTransactions();
+    expect(guarded![0]!.Update!.ConditionExpression).toBe('(klarVersion = :expected) AND attribute_not_exists(forgottenAt)');
+    expect(JSON.stringify(plain)).not.toContain('max@example.org');
+    expect(plain![0]!.Update!.ConditionExpression).toBe('klarVersion = :expected');
+  });
+
   it('falls back to one transaction per order when a packed one is cancelled, and returns the conflicts', async () => {
     // prepare: order 2 changed meanwhile (its update is item 2 of the packed transaction)
     dynamo.on(TransactWriteCommand).callsFake((input: TransactWriteCommandInput) => {
@@ -987,6 +1043,20 @@ describe('forgetOrderPersonalData', () => {
       expect(other).toMatchObject({ UpdateExpression: 'SET forgottenAt = :now REMOVE #request, #error', ExpressionAttributeNames: { '#request': 'request', '#error': 'error' }, ConditionExpression: 'attribute_exists(pk)' });
     }
     expect(dynamo).toHaveReceivedCommandWith(QueryCommand, { KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': 'ORDER#7' } });
+  });
+
+  it('marks the order before it reads what to clean: an attempt written meanwhile is read and cleaned too', async () => {
+    // prepare: the query sees an attempt a worker wrote just before the mark
+    dynamo.on(UpdateCommand).resolves({});
+    dynamo.on(QueryCommand).resolves({ Items: [buildStateItem(7, {}), { pk: 'ORDER#7', sk: 'ATTEMPT#2024-05-01T10:00:00.000Z#late', error: 'Komfortkasse 503: x@example.org' }] });
+    // act
+    await forgetOrderPersonalData(7, NOW);
+    // assess: the STATE mark is the very first request, before the query
+    const sent = dynamo.calls().map((call) => call.args[0]);
+    expect(sent[0]).toBeInstanceOf(UpdateCommand);
+    expect((sent[0] as UpdateCommand).input.Key).toEqual({ pk: 'ORDER#7', sk: 'STATE' });
+    expect(sent[1]).toBeInstanceOf(QueryCommand);
+    expect(dynamo.commandCalls(UpdateCommand).map((call) => call.args[0].input.Key?.sk)).toEqual(['STATE', 'ATTEMPT#2024-05-01T10:00:00.000Z#late']);
   });
 
   it('goes on when an item vanished between the query and its update', async () => {
