@@ -436,7 +436,8 @@ describe('the upstream pacer in the client factory', () => {
     const refusals = new Map<string, number>();
     for (const r of komfortkasse.requests) if (r.status === 429) refusals.set(r.path, (refusals.get(r.path) ?? 0) + 1);
     expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
-    expect(komfortkasse.orders.size).toBe(30);
+    // (a late request of an earlier test may still land in the simulator: count ours)
+    expect(Array.from({ length: 30 }, (_, i) => `P-${i}`).filter((code) => !komfortkasse.orders.has(code))).toEqual([]);
     expect(komfortkasse.rateLimit.throttled).toBeLessThanOrEqual(50);
     expect([...refusals.values()].filter((n) => n > 1).length).toBeLessThanOrEqual(8);
     expect(seconds).toBeGreaterThanOrEqual(4); // 30 calls at 5/s cannot be quicker
