@@ -38,7 +38,7 @@ const environment = await startModelEnvironment();
 let schedules = 0;
 let nextOrderId = 1_000_000 + (Date.now() % 1_000_000) * 10;
 let exitCode = 0;
-const started = Date.now();
+const started = performance.now();
 try {
   const property = fc.asyncProperty(scheduleArbitrary, async (schedule: Schedule) => {
     schedules++;
@@ -64,7 +64,7 @@ try {
     console.log(`shrunk schedule (${details.numShrinks} shrinks): ${schedule ? describeSchedule(schedule) : '(none)'}`);
     console.log(details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance));
   } else {
-    console.log(`all invariants held — seed ${seed}, ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    console.log(`all invariants held — seed ${seed}, ${((performance.now() - started) / 1000).toFixed(1)} s`);
   }
 } catch (error) {
   exitCode = 1;
