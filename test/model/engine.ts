@@ -27,8 +27,8 @@ export interface Invocation {
   abandonAt?: { gate: number; after: boolean };
   /** shop versions a fetch answered this invocation with */
   seen: ShopVersion[];
-  /** a fault was injected into one of its calls */
-  faulted: boolean;
+  /** the shop's API answered 404 to everything (a misconfiguration fault) */
+  misconfigured?: Fault;
 }
 
 interface Waiting {
@@ -81,7 +81,7 @@ export class Engine {
   start<T>(kind: InvocationKind, label: string, fn: () => Promise<T>, done: (outcome: { ok: true; value: T } | { ok: false; error: unknown }, invocation: Invocation) => void): Invocation {
     const id = this.invocations.length;
     const plan = this.abandons.find((a) => a.invocation === id);
-    const invocation: Invocation = { id, kind, label: `#${id} ${label}`, state: 'running', gates: 0, seen: [], faulted: false, ...(plan && this.faultsOn ? { abandonAt: { gate: plan.gate, after: plan.after } } : {}) };
+    const invocation: Invocation = { id, kind, label: `#${id} ${label}`, state: 'running', gates: 0, seen: [], ...(plan && this.faultsOn ? { abandonAt: { gate: plan.gate, after: plan.after } } : {}) };
     this.invocations.push(invocation);
     void this.als.run(invocation, async () => {
       let outcome: { ok: true; value: T } | { ok: false; error: unknown };
@@ -115,8 +115,7 @@ export class Engine {
     if (invocation.state !== 'running') return never();
     const abandon = this.faultsOn && invocation.abandonAt?.gate === gate ? invocation.abandonAt : undefined;
     if (abandon && !abandon.after) return this.abandon(invocation);
-    const fault = target === 'sqs' ? undefined : this.faultFor(target);
-    if (fault) invocation.faulted = true;
+    const fault = target === 'sqs' ? undefined : this.faultFor(target, invocation);
     let result: { ok: true; value: T } | { ok: false; error: unknown };
     this.inFlight++;
     try {
@@ -140,10 +139,15 @@ export class Engine {
     return never();
   }
 
-  private faultFor(target: FaultTarget): Fault | undefined {
+  private faultFor(target: FaultTarget, invocation: Invocation): Fault | undefined {
     if (!this.faultsOn) return undefined;
     const index = this.counters[target]++;
-    return this.faults.find((f) => f.target === target && index >= f.at && index < f.at + f.length);
+    // A shop answering 404 is a misconfiguration (URL, proxy): it lasts for the rest of the
+    // invocation, so a check whether the API answers at all sees it too.
+    if (target === 'versacommerce' && invocation.misconfigured) return invocation.misconfigured;
+    const fault = this.faults.find((f) => f.target === target && index >= f.at && index < f.at + f.length);
+    if (target === 'versacommerce' && fault?.kind === 404) invocation.misconfigured = fault;
+    return fault;
   }
 
   /** Lets one parked I/O go. */
