@@ -24,6 +24,18 @@ export interface ModelEnvironment {
   stop(): Promise<void>;
 }
 
+/**
+ * Each upstream client is built on its first call, loading ky through the module loader:
+ * I/O the schedule cannot see. Build them now (their calls fail: no schedule is running),
+ * so every schedule, the first one included, runs the same way.
+ */
+async function warmUpClients(): Promise<void> {
+  const { removeOrder } = await import('../../lib/clients/komfortkasse.ts');
+  const { uploadTransactionCosts } = await import('../../lib/clients/klar.ts');
+  const { fetchOrder } = await import('../../lib/clients/versacommerce.ts');
+  await Promise.allSettled([removeOrder('warm-up'), uploadTransactionCosts([{ orderId: 'warm-up', transactionCosts: 0 }]), fetchOrder(1)]);
+}
+
 export async function startModelEnvironment(): Promise<ModelEnvironment> {
   const dynamoDb: Emulator = await startDynamoDbLocal();
   try {
@@ -77,9 +89,8 @@ export async function startModelEnvironment(): Promise<ModelEnvironment> {
     resetClients();
     resetDocumentClient();
     resetSqsClient();
-    // ky is loaded on a client's first call; load it now, outside any schedule.
-    await import('ky');
     engine.installHooks({ dynamo: documentClient(), sqs: sqsClient() });
+    await warmUpClients();
     return {
       runSchedule,
       async stop() {

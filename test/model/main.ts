@@ -3,6 +3,7 @@
  * invariants checked after each. Options:
  *   --runs N            how many schedules (default 200)
  *   --seed S --path P   replay one failure (both are printed with it)
+ *   --schedule JSON     run one schedule as printed (e.g. a regression case)
  *   --verbose           print every shrink step
  * Exits 1 on a failure; the last line is always `<N> schedules`.
  */
@@ -20,6 +21,7 @@ const { values } = parseArgs({
     seed: { type: 'string' },
     path: { type: 'string' },
     verbose: { type: 'boolean', default: false },
+    schedule: { type: 'string' },
   },
 });
 
@@ -40,6 +42,27 @@ let nextOrderId = 1_000_000 + (Date.now() % 1_000_000) * 10;
 let exitCode = 0;
 const started = performance.now();
 try {
+  if (values.schedule !== undefined) {
+    // One schedule as printed with a failure (or from test/model/regressions.ts), run as it is.
+    schedules++;
+    const result = await environment.runSchedule(JSON.parse(values.schedule) as Schedule, nextOrderId);
+    console.log(`interleaving (${result.decisions} decisions):\n  ${result.trace.join('\n  ')}`);
+    console.log(result.violations.length ? `invariants broken:\n  ${result.violations.join('\n  ')}` : 'all invariants held');
+    if (result.violations.length) exitCode = 1;
+  } else {
+    await runProperty();
+  }
+} catch (error) {
+  exitCode = 1;
+  console.error(error);
+} finally {
+  await environment.stop();
+}
+console.log(`${schedules} schedules`);
+// Abandoned invocations wait forever by design, and their clients' timers would keep the process alive.
+process.exit(exitCode);
+
+async function runProperty(): Promise<void> {
   const property = fc.asyncProperty(scheduleArbitrary, async (schedule: Schedule) => {
     schedules++;
     const firstOrderId = nextOrderId;
@@ -66,12 +89,4 @@ try {
   } else {
     console.log(`all invariants held — seed ${seed}, ${((performance.now() - started) / 1000).toFixed(1)} s`);
   }
-} catch (error) {
-  exitCode = 1;
-  console.error(error);
-} finally {
-  await environment.stop();
 }
-console.log(`${schedules} schedules`);
-// Abandoned invocations wait forever by design, and their clients' timers would keep the process alive.
-process.exit(exitCode);

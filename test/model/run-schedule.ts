@@ -132,6 +132,12 @@ class ScheduleRun {
       await this.engine.idle();
       const tasks = this.runnable();
       if (tasks.length === 0) {
+        // Something still works without I/O the schedule sees (e.g. a module loading): wait, never let time jump past it.
+        if (this.engine.invocations.some((i) => i.state === 'running')) {
+          if (++this.decisions > MAX_DECISIONS) return false;
+          await new Promise((r) => setTimeout(r, 5));
+          continue;
+        }
         if (this.advanceToNextVisible()) continue;
         return true;
       }
