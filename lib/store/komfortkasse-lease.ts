@@ -20,6 +20,8 @@ export interface KomfortkasseClaim {
   previous: OrderRecord | undefined;
   /** true when no earlier attempt may have created the order upstream */
   firstAttempt: boolean;
+  /** the first-attempt mark is on the record (this claim set it, or markKomfortkasseFirstAttempt did) */
+  marked: boolean;
 }
 
 /**
@@ -57,13 +59,36 @@ export async function claimKomfortkasse(
     // sign that an earlier attempt may have reached Komfortkasse.
     const ownMark = recorded?.leaseToken === token && recorded.firstAttemptedAt === now.toISOString();
     const firstAttempt = !recorded?.everSubmitted && (!recorded?.firstAttemptedAt || ownMark);
-    return { token, previous, firstAttempt };
+    return { token, previous, firstAttempt, marked: options.markFirstAttempt };
   } catch (error) {
     if (isConditionFailure(error)) {
       throw new ConcurrentUpdateError(`order ${orderId} is being synced by another worker`, { cause: error });
     }
     throw error;
   }
+}
+
+/**
+ * Sets the first-attempt mark under the lease, before a call that may create the order
+ * upstream, when the claim did not set it (it was taken for another plan, and the plan
+ * under the lease turned out to be a submit). One request, only while the lease is ours.
+ */
+export async function markKomfortkasseFirstAttempt(orderId: number, claim: KomfortkasseClaim, now = new Date()): Promise<void> {
+  try {
+    await documentClient().send(
+      new UpdateCommand({
+        TableName: tableName(),
+        Key: orderKeys.state(orderId),
+        UpdateExpression: 'SET kkFirstAttemptedAt = if_not_exists(kkFirstAttemptedAt, :now)',
+        ConditionExpression: 'kkLeaseToken = :token',
+        ExpressionAttributeValues: { ':now': now.toISOString(), ':token': claim.token },
+      }),
+    );
+  } catch (error) {
+    if (isConditionFailure(error)) throw new ConcurrentUpdateError(`lost the lease on order ${orderId}`, { cause: error });
+    throw error;
+  }
+  claim.marked = true;
 }
 
 export interface KomfortkasseOutcome {

@@ -15,7 +15,15 @@ import { versaCommerceOrderSchema, type VersaCommerceOrder } from '../domain/ver
 import { count, countBy } from '../observability/metrics.ts';
 import { enqueueKlarCost } from '../queue/orders.ts';
 import { appendAttempt, withoutPersonalData } from '../store/attempts.ts';
-import { advanceKomfortkasseSource, claimKomfortkasse, releaseKomfortkasse, settleKomfortkasse, type KomfortkasseClaim, type KomfortkasseOutcome } from '../store/komfortkasse-lease.ts';
+import {
+  advanceKomfortkasseSource,
+  claimKomfortkasse,
+  markKomfortkasseFirstAttempt,
+  releaseKomfortkasse,
+  settleKomfortkasse,
+  type KomfortkasseClaim,
+  type KomfortkasseOutcome,
+} from '../store/komfortkasse-lease.ts';
 import { settleKlar } from '../store/klar-record.ts';
 import { getOrderRecord } from '../store/order-record.ts';
 import { recordShopApiCheck } from '../store/shop-api-check.ts';
@@ -90,7 +98,10 @@ async function sync(message: OrderChangedMessage, context: SyncContext): Promise
   }
 
   // The lease makes the plan and its call one step: no other worker plans this order meanwhile.
-  const claim = await claimKomfortkasse(message.orderId, orderCode, { leaseMs: config().KOMFORTKASSE_LEASE_SECONDS * 1000, markFirstAttempt: true });
+  // Only a submit may create the order upstream, so only its claim sets the first-attempt
+  // mark: a mark left behind by a claim for anything else (its settle and release failed)
+  // would make a settled order look as if Komfortkasse may hold it, and submit it.
+  const claim = await claimKomfortkasse(message.orderId, orderCode, { leaseMs: config().KOMFORTKASSE_LEASE_SECONDS * 1000, markFirstAttempt: quick.kind === 'submit' });
   const run: Run = { message, shop, orderCode, claim, context, mayHaveSent: false, released: false };
   try {
     const plan = planKomfortkasse({ ...input, recorded: claim.previous?.komfortkasse });
@@ -248,6 +259,8 @@ async function submit(run: Run, order: VersaCommerceOrder, plan: Extract<Komfort
 
   // An earlier attempt (crashed worker, timeout) may have created it: this repeats that call.
   const resend = !claim.firstAttempt && !previous?.everSubmitted;
+  // Planned otherwise before the lease: the record must say a call may have created the order before it goes out.
+  if (!claim.marked && !previous?.everSubmitted) await markKomfortkasseFirstAttempt(run.message.orderId, claim);
   let at = new Date().toISOString();
   let callAction = action;
   /** a creating submission Komfortkasse refused: it already holds the order */

@@ -74,4 +74,28 @@ export const REGRESSIONS: RegressionCase[] = [
       strictKomfortkasse: false,
     },
   },
+  {
+    name: 'a paid order whose first delivery was abandoned between claim and settle is not submitted',
+    found:
+      'invariant 7: the claim set the first-attempt mark for a skip; abandoned before the settle, the mark stayed, and the redelivery took the order for one Komfortkasse may hold and submitted it',
+    schedule: {
+      ...plain,
+      orders: [{ paymentType: 'cod', start: 'paid', seeded: false, create: 'snapshot' }],
+      steps: [{ kind: 'time-passes' }],
+      abandons: [{ invocation: 0, gate: 4, after: false }],
+      strictKomfortkasse: false,
+    },
+  },
+  {
+    name: 'a paid order whose settle and release failed is not submitted',
+    found:
+      'invariant 7 (seeds 21 and 31): DynamoDB failed the settle of the skip and the release, the first-attempt mark set by the claim stayed, and the redelivery submitted the paid order',
+    schedule: {
+      ...plain,
+      orders: [{ paymentType: 'cod', start: 'paid', seeded: false, create: 'snapshot' }],
+      steps: [{ kind: 'time-passes' }],
+      faults: [{ target: 'ddb', at: 2, length: 2, kind: 'error-before' }],
+      strictKomfortkasse: false,
+    },
+  },
 ];

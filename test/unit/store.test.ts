@@ -22,7 +22,14 @@ import { appendAttempt, appendAttempts, attemptKeys, listAttempts, withoutPerson
 import { resetDocumentClient } from '../../lib/store/dynamo.ts';
 import { listKlarReadings, recordKlarReading } from '../../lib/store/klar-readings.ts';
 import { markKlarUnconfirmed, settleKlar, type KlarSettlement } from '../../lib/store/klar-record.ts';
-import { claimKomfortkasse, releaseKomfortkasse, settleKomfortkasse, type KomfortkasseClaim, type KomfortkasseSettlement } from '../../lib/store/komfortkasse-lease.ts';
+import {
+  claimKomfortkasse,
+  markKomfortkasseFirstAttempt,
+  releaseKomfortkasse,
+  settleKomfortkasse,
+  type KomfortkasseClaim,
+  type KomfortkasseSettlement,
+} from '../../lib/store/komfortkasse-lease.ts';
 import { findOrderIdByCode, fromItem, getOrderRecord, getOrderRecords, orderKeys } from '../../lib/store/order-record.ts';
 import { forgetOrderPersonalData } from '../../lib/store/privacy.ts';
 import { listReconcileRuns, recordReconcileRun } from '../../lib/store/reconcile-runs.ts';
@@ -316,7 +323,7 @@ describe('claimKomfortkasse', () => {
       expect.arrayContaining(['kkLeaseToken = :token', 'kkLeaseUntil = :until', 'kkFirstAttemptedAt = if_not_exists(kkFirstAttemptedAt, :now)', 'expiresAt = :exp', 'gsi1pk = :gsi1pk']),
     );
     expect(update.ReturnValues).toBe('ALL_OLD');
-    expect(claim).toMatchObject({ previous: undefined, firstAttempt: true });
+    expect(claim).toMatchObject({ previous: undefined, firstAttempt: true, marked: true });
   });
 
   it('leaves out the first-attempt mark and the code when there is none', async () => {
@@ -390,10 +397,45 @@ describe('claimKomfortkasse', () => {
 
 // ---------------------------------------------------------------------------------------
 
+describe('markKomfortkasseFirstAttempt', () => {
+  const unmarked = (): KomfortkasseClaim => ({ token: 'token-1', firstAttempt: true, marked: false, previous: undefined });
+
+  it('sets the first-attempt mark (never moving an older one), only while the lease is ours', async () => {
+    // prepare
+    dynamo.on(UpdateCommand).resolves({});
+    const claim = unmarked();
+
+    // act
+    await markKomfortkasseFirstAttempt(7, claim, NOW);
+
+    // assess
+    const update = sentUpdate();
+    expect(update.Key).toEqual({ pk: 'ORDER#7', sk: 'STATE' });
+    expect(update.sets).toEqual(['kkFirstAttemptedAt = if_not_exists(kkFirstAttemptedAt, :now)']);
+    expect(update.ConditionExpression).toBe('kkLeaseToken = :token');
+    expect(update.ExpressionAttributeValues).toEqual({ ':now': NOW.toISOString(), ':token': 'token-1' });
+    expect(claim.marked).toBe(true);
+  });
+
+  it('reports a lost lease as a concurrent update and leaves the claim unmarked', async () => {
+    // prepare
+    dynamo.on(UpdateCommand).rejects(conditionFailed());
+    const claim = unmarked();
+
+    // act
+    const error = await markKomfortkasseFirstAttempt(7, claim, NOW).catch((e: unknown) => e);
+
+    // assess
+    expect(error).toBeInstanceOf(ConcurrentUpdateError);
+    expect(claim.marked).toBe(false);
+  });
+});
+
 describe('settleKomfortkasse', () => {
   const claimOf = (previous: Partial<OrderRecord> | undefined = undefined): KomfortkasseClaim => ({
     token: 'token-1',
     firstAttempt: false,
+    marked: true,
     previous: previous && { orderId: 7, komfortkasse: buildRecordedKomfortkasse(), klar: buildRecordedKlar(), ...previous },
   });
   const parkedBefore = () => claimOf({ komfortkasse: buildRecordedKomfortkasse({ state: 'needs-attention', error: 'old' }) });
@@ -628,7 +670,7 @@ describe('settleKomfortkasse', () => {
 });
 
 describe('releaseKomfortkasse', () => {
-  const claim: KomfortkasseClaim = { token: 'token-1', firstAttempt: true, previous: undefined };
+  const claim: KomfortkasseClaim = { token: 'token-1', firstAttempt: true, marked: true, previous: undefined };
 
   it('drops the lease (and on request the first-attempt mark) only for its holder', async () => {
     // prepare
