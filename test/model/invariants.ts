@@ -82,7 +82,8 @@ async function checkOrder(run: ScheduleRun, order: ModelOrder): Promise<string[]
       fail(2, `the record says ${kkRecord.state}, Komfortkasse still holds the order`);
     }
     if (order.seen.has(last.version)) {
-      const heldByUs = (kk?.accepted ?? 0) > 0 || Boolean(kk?.seeded);
+      // Settled before we ever submitted it: skipped (even if an earlier integration left it in Komfortkasse).
+      const heldByUs = (kk?.accepted ?? 0) > 0;
       const wanted = !last.deleted && !canceled(last) && !(settled(last.raw!) && !heldByUs);
       if (wanted) {
         const parsed = versaCommerceOrderSchema.parse(last.raw);
