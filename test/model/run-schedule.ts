@@ -284,6 +284,8 @@ class ScheduleRun {
     const paid = raw.payment_status === 'paid';
     const canceled = status === 'canceled' || status === 'returned';
     const settled = paid || status === 'closed';
+    // Settling is final: a paid or closed order that is canceled stays canceled (or is deleted).
+    const everSettled = order.shop.versions.some((v) => v.raw && (v.raw.payment_status === 'paid' || v.raw.status === 'closed'));
     const number = order.shop.versions.length;
     const next = (fields: Record<string, unknown>): ShopVersion => {
       const version: ShopVersion = { version: number, raw: { ...raw, ...fields, updated_at: this.updatedAt(number) }, deleted: false };
@@ -306,7 +308,7 @@ class ScheduleRun {
       case 'return':
         return canceled ? undefined : next({ status: 'returned' });
       case 'reopen':
-        return !canceled || settled ? undefined : next({ status: 'open' });
+        return !canceled || everSettled ? undefined : next({ status: 'open' });
       case 'delete': {
         const version: ShopVersion = { version: number, raw: undefined, deleted: true };
         order.shop.versions.push(version);
