@@ -58,7 +58,11 @@ export interface StackOptions {
   functionTimeouts?: Partial<Record<string, number>>;
   /** shorter visibility timeout for every queue (tests), in seconds */
   visibilityTimeoutSeconds?: number;
-  /** hand failed records back after this many seconds instead of the full visibility timeout */
+  /**
+   * hand failed records back after this many seconds instead of the full visibility timeout
+   * (a test shortcut: it also replaces a visibility the handler set itself, e.g. sync-order's
+   * hand-back after a 429's Retry-After; unset, failed records behave as on SQS)
+   */
   retryDelaySeconds?: number;
   /** concurrent invocations per FIFO event source (default: its maximumConcurrency in serverless.yml) */
   fifoConcurrency?: number;
