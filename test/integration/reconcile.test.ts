@@ -310,3 +310,24 @@ describe('reconcile and what Komfortkasse still dunns', () => {
     expect(new Set(summary.enqueuedOrderIds.filter((id) => ids.includes(id))).size).toBe(260);
   });
 });
+
+describe('reconcile with Komfortkasse switched off', () => {
+  let stack: RunningStack;
+  beforeAll(async () => {
+    stack = await bootStack({ env: { KOMFORTKASSE_ENABLED: 'false' } });
+  });
+  afterAll(async () => stack?.stop());
+
+  it('reads only the shop and compares only Klar', async () => {
+    // prepare: an order whose webhook was lost
+    const lost = buildVersaCommerceOrder({ id: 9300, code: 'RO-9300', created_at: daysAgo(1).toISOString(), payment_type: 'paypal' });
+    stack.simulators.versaCommerce!.addOrder(lost);
+    // act
+    const summary = (await stack.fireSchedule('reconcile')) as ReconcileSummary;
+    // assess: Komfortkasse's side is not read; Klar still gets the cost
+    expect(stack.simulators.komfortkasse).toBeUndefined();
+    expect(summary.komfortkasse).toEqual({ enabled: false, maxAgeDays: 120, open: 0, rechecked: 0, goneFromShop: 0, unknown: 0 });
+    expect(summary).toMatchObject({ shopListed: 1, checked: 1, enqueued: 1, enqueuedOrderIds: [lost.id] });
+    await waitFor(async () => (await getOrderRecord(lost.id))?.klar.state === 'uploaded', 'the Klar cost');
+  });
+});
