@@ -17,6 +17,9 @@ interface LambdaError {
   trace: string[];
 }
 
+/** What a sandbox needs of the Lambda context the runtime made: its time left, and its plain fields. */
+type InvocationContext = { getRemainingTimeInMillis(): number; [field: string]: unknown };
+
 type SandboxMessage =
   | { type: 'ready' }
   | { type: 'init-error'; error: LambdaError }
@@ -48,14 +51,16 @@ export class BundledFunction {
   ) {}
 
   /** The function as a handler: `(event, context)` → its result, in a sandbox, within the context's time. */
-  readonly handler: SelfTimedHandler = Object.assign((event: unknown, context: Parameters<BundledFunction["invoke"]>[1]) => this.invoke(event, context), { enforcesTimeout: true as const });
+  readonly handler: SelfTimedHandler = Object.assign((event: unknown, context: InvocationContext) => this.invoke(event, context), {
+    enforcesTimeout: true as const,
+  });
 
   /** Starts one sandbox ahead of the first invocation, so that one is warm (fails on init errors). */
   async warm(): Promise<void> {
     if (this.idle.length === 0) this.idle.push(await this.start());
   }
 
-  async invoke(event: unknown, context: { getRemainingTimeInMillis(): number; [field: string]: unknown }): Promise<unknown> {
+  async invoke(event: unknown, context: InvocationContext): Promise<unknown> {
     // The time the invocation has; it runs from when a sandbox is ready (after a cold start).
     const timeoutMs = context.getRemainingTimeInMillis();
     const sandbox = this.idle.pop() ?? (await this.start());
