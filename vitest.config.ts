@@ -22,8 +22,9 @@ export default defineConfig(({ mode }) => ({
     // on its own with `npm run test:faults` (= `vitest run --mode faults`), not in `npm test`.
     include:
       mode === 'faults' ? ['test/faults/**/*.test.ts'] : mode === 'bundled' ? BUNDLED_END_TO_END : ['test/unit/**/*.test.ts', 'test/integration/**/*.test.ts'],
-    testTimeout: 30_000,
-    // A bundled stack also starts one sandbox per function before its port opens.
+    // Bundled, every invocation crosses into a sandbox and the stack starts one sandbox per
+    // function before its port opens: more room on a loaded 2-core machine.
+    testTimeout: mode === 'bundled' ? 60_000 : 30_000,
     hookTimeout: mode === 'bundled' ? 120_000 : 60_000,
     globalSetup: mode === 'bundled' ? ['test/bundled-setup.ts'] : [],
     // Integration suites start real emulators; run files one by one on a 2-core machine.
