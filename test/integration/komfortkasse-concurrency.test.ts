@@ -76,7 +76,9 @@ describe('sync-order under concurrency and crashes', () => {
       awsRegion: 'us-east-1',
     })),
   });
-  const invoke = (event: SQSEvent) => syncHandler(event, lambdaContext('sync-order', 30) as never);
+  // The deployed timeout: the worker starts no record it cannot finish before it.
+  const invoke = (event: SQSEvent) =>
+    syncHandler(event, lambdaContext('sync-order', stack.definition.functions.find((fn) => fn.name === 'sync-order')!.timeoutSeconds) as never);
 
   const kk = () => stack.simulators.komfortkasse!;
   const submitsOf = (code: string) => kk().requests.filter((r) => r.method === 'POST' && r.path === `/api/v2/order/${code}`);
