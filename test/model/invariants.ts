@@ -100,7 +100,8 @@ async function checkOrder(run: ScheduleRun, order: ModelOrder): Promise<string[]
   }
 
   // 4. Klar holds the newest cost (by updated_at, the shop's versions are in that order), the record agrees.
-  if (!inOrdersDlq && !inKlarDlq && !klarParked) {
+  // (Klar refusing the order's cost is a permanent cause, parked or since unparked by a cancellation.)
+  if (!inOrdersDlq && !inKlarDlq && !klarParked && !klarRefused) {
     const known = [...new Set([...order.seen, ...order.forwarded])].sort((a, b) => b - a).map((v) => order.shop.versions[v]!);
     const newest = known.find((v) => !v.deleted && !canceled(v));
     const held = run.world.klar.get(String(id))?.cost;
