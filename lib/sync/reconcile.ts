@@ -159,7 +159,7 @@ export async function reconcile(options: ReconcileOptions): Promise<ReconcileSum
     const open = summary.komfortkasse.enabled ? await openAtKomfortkasse(options, summary, correlationId, listed) : new Set<string>();
     // Canceled or settled before we sent them: in sync unless Komfortkasse still dunns them.
     for (const [code, deferred] of listed) {
-      if (deferred) await check(deferred.fetched, deferred.record, summary, correlationId, open.has(code));
+      if (deferred) await check(deferred.fetched, deferred.record, summary, correlationId, { komfortkasseHolds: open.has(code), counted: true });
     }
   } catch (error) {
     // A failed run is recorded too (status shows it); the error still fails the invocation.
@@ -225,7 +225,7 @@ async function openAtKomfortkasse(options: ReconcileOptions, summary: ReconcileS
     const fetched = page.orders.find((o) => o.order.code === code);
     if (fetched) {
       const records = await getOrderRecords([fetched.order.id]);
-      await check(fetched, records.get(fetched.order.id), summary, correlationId, true);
+      await check(fetched, records.get(fetched.order.id), summary, correlationId, { komfortkasseHolds: true });
       continue;
     }
     if (page.invalid.length) continue; // the shop has it, but in a shape we cannot check: counted as invalid
@@ -245,15 +245,22 @@ async function openAtKomfortkasse(options: ReconcileOptions, summary: ReconcileS
 /**
  * Checks one order and enqueues it when out of date. `komfortkasseHolds`: whether Komfortkasse
  * lists it open (unknown during the shop listing: an order whose verdict depends on it is
- * 'deferred', neither counted nor enqueued yet).
+ * counted as checked but 'deferred', classified once Komfortkasse's open orders are read,
+ * `counted` then).
  */
-async function check(fetched: FetchedOrder, record: OrderRecord | undefined, summary: ReconcileSummary, correlationId: string, komfortkasseHolds?: boolean): Promise<'checked' | 'deferred'> {
+async function check(
+  fetched: FetchedOrder,
+  record: OrderRecord | undefined,
+  summary: ReconcileSummary,
+  correlationId: string,
+  { komfortkasseHolds, counted = false }: { komfortkasseHolds?: boolean; counted?: boolean } = {},
+): Promise<'checked' | 'deferred'> {
   const { order, raw } = fetched;
+  if (!counted) summary.checked++;
   // A side switched off is never out of date: nothing is sent to it.
   const { KOMFORTKASSE_ENABLED, KLAR_ENABLED } = config();
   const verdict = KOMFORTKASSE_ENABLED ? komfortkasseVerdict(order, record, komfortkasseHolds) : 'in-sync';
   if (verdict === 'ask-komfortkasse') return 'deferred';
-  summary.checked++;
   const klarOk = !KLAR_ENABLED || klarInSync(order, record);
   if (verdict !== 'out-of-date' && klarOk) {
     if (verdict === 'needs-attention' || record?.klar.state === 'needs-attention') summary.needsAttention++;
