@@ -10,8 +10,8 @@
  * - As TCP does: until the next 429 the rate grows by `slowStart` of itself per second (the
  *   first estimate may be low: our own pipeline may have been slow); after it, additive
  *   increase — `increase` × the rate set at that cut, per second (scales with the upstream:
- *   5 % of 10/s is 0.5/s) — and multiplicative decrease: a 429 cuts the rate by `backoff`, at
- *   most once per round (429s of calls sent before the last cut are the same overshoot). The
+ *   5 % of 10/s is 0.5/s) — and multiplicative decrease: a 429 cuts the rate by `backoff`, and
+ *   at least to `backoff` × the rate the upstream accepted in the second before, at most once per round (429s of calls sent before the last cut are the same overshoot). The
  *   rate only grows from calls accepted while others wait.
  * - A retry (a call that was refused) goes before first tries: it has waited already.
  * - After `relaxAfterMs` without a 429 it stops pacing.
@@ -149,7 +149,12 @@ export class Pacer {
     this.lastCutAt = now;
     // Still waiting for the first estimate: it will take this 429 into account.
     if (this.rate !== undefined) {
-      this.setRate(this.rate * this.backoff);
+      // Below what the upstream demonstrably accepted in the last second, not just a share of
+      // our own overshoot: a cut that still exceeds the limit buys the refused call (first in
+      // line as a retry) a second 429.
+      // (No call accepted in that second tells nothing about the limit.)
+      const accepted = this.estimate(now);
+      this.setRate(accepted > 0 ? Math.min(this.rate * this.backoff, accepted) : this.rate * this.backoff);
       this.starting = false;
     }
   }

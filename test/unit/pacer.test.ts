@@ -165,6 +165,31 @@ describe('Pacer', () => {
     expect(gaps(released).at(-1)!).toBeLessThan(gaps(released)[0]!);
   });
 
+  it('a later 429 cuts the rate at least to backoff × what the upstream accepted in the second before', async () => {
+    // prepare: pacing at 9/s (0.9 × 10), then the rate is pushed far above what is accepted
+    const pacer = new Pacer({ backoff: 0.9, slowStart: 1 });
+    overTheLimit(pacer, 10);
+    const { released, calls } = queueCalls(pacer, 30);
+    let answered = 0;
+    while (released.length < 20) {
+      await vi.advanceTimersByTimeAsync(1);
+      while (answered < released.length) pacer.settled(T0 + released[answered++]!, 200);
+    }
+    const overshoot = pacer.state().rate!;
+    const acceptedLastSecond = released.filter((at) => at > Date.now() - T0 - 1000).length;
+
+    // act: the upstream says "slow down" again
+    pacer.settled(Date.now(), 429, 1000);
+
+    // assess: 0.9 × the overshoot would still exceed the accepted rate; the cut goes below it
+    expect(overshoot * 0.9).toBeGreaterThan(acceptedLastSecond);
+    expect(pacer.state().rate).toBeCloseTo(0.9 * acceptedLastSecond, 5);
+    pacer.settled(Date.now(), 200);
+    await vi.advanceTimersByTimeAsync(60_000);
+    for (; answered < released.length; answered++) pacer.settled(T0 + released[answered]!, 200);
+    await Promise.all(calls);
+  });
+
   it('does not raise the rate from calls accepted while nobody waits', async () => {
     // prepare
     const pacer = new Pacer({ backoff: 1, increase: 0.25 });
