@@ -140,7 +140,7 @@ function checkBudgets(env: Env, deployment: Deployment): string[] {
   if (leaseMs < underLeaseMs) {
     problems.push(
       `KOMFORTKASSE_LEASE_SECONDS (${env.KOMFORTKASSE_LEASE_SECONDS} s) must outlive the ${KOMFORTKASSE_CALLS_PER_RECORD} Komfortkasse calls of one record ` +
-        `(a refused first submission and its re-send, or a look-up and the remove or update it leads to), UPSTREAM_TOTAL_TIMEOUT_MS (${env.UPSTREAM_TOTAL_TIMEOUT_MS} ms) each, ` +
+        `(a refused first submission and its re-send), UPSTREAM_TOTAL_TIMEOUT_MS (${env.UPSTREAM_TOTAL_TIMEOUT_MS} ms) each, ` +
         `plus ${RECORD_OVERHEAD_MS / 1000} s to record the outcome: set KOMFORTKASSE_LEASE_SECONDS to at least ${Math.ceil(underLeaseMs / 1000)}`,
     );
   }

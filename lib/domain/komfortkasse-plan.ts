@@ -12,18 +12,12 @@ export type KomfortkassePlan =
   | { kind: 'skip'; reason: string }
   /** canceled or vanished before it ever reached Komfortkasse: remember it, no call */
   | { kind: 'forget'; reason: string }
-  /**
-   * canceled, vanished or settled, and never sent by us: ask Komfortkasse whether it holds
-   * the order (an earlier integration may have sent it) and plan again with its answer
-   */
-  | { kind: 'check-komfortkasse'; reason: string }
   | { kind: 'remove'; reason?: string }
   /**
    * submit or update; `stopReminder` is what to send (absent: leave Komfortkasse's setting
-   * as it is), `remindersStopped` what Komfortkasse holds afterwards; `heldUpstream`: an
-   * update of an order Komfortkasse holds from an earlier integration (never with initialDunningLevel)
+   * as it is), `remindersStopped` what Komfortkasse holds afterwards
    */
-  | { kind: 'submit'; hash: string; stopReminder?: boolean; remindersStopped: boolean; heldUpstream?: true }
+  | { kind: 'submit'; hash: string; stopReminder?: boolean; remindersStopped: boolean }
   /** cannot be mapped: needs-attention, no call */
   | { kind: 'invalid'; error: string };
 
@@ -43,11 +37,6 @@ export interface KomfortkassePlanInput {
   authoritative: boolean;
   /** an operator asked for it (replay, console): retry what is parked as needs-attention */
   operator: boolean;
-  /**
-   * What `GET /order/{code}` answered: Komfortkasse holds the order and still dunns it
-   * (true) or not (false). Absent: not asked yet, so a `check-komfortkasse` plan may come back.
-   */
-  komfortkasseHolds?: boolean;
 }
 
 export const VANISHED_REASON = 'the order vanished from the shop (VersaCommerce answered 404)';
@@ -68,7 +57,7 @@ export function settledReason(order: Pick<VersaCommerceOrder, 'status' | 'paymen
  */
 export function planKomfortkasse(input: KomfortkassePlanInput): KomfortkassePlan {
   const { shop, recorded } = input;
-  if (shop.kind === 'vanished') return planVanished(recorded, input.komfortkasseHolds);
+  if (shop.kind === 'vanished') return planVanished(recorded);
   // A deleted order cannot change: every snapshot predates the deletion, whatever its
   // `updated_at`. Only the shop itself (a successful fetch) can show it exists again.
   if (recorded?.vanishedAt && !input.authoritative) {
@@ -89,7 +78,7 @@ export function planKomfortkasse(input: KomfortkassePlanInput): KomfortkassePlan
     desired = desiredKomfortkasseState(order, { ...input.mapping, firstSubmission: false });
   } catch (error) {
     if (!(error instanceof InvalidMessageError)) throw error;
-    return settledFirst ? planSettled(order, input, { error: error.message }) : planInvalid(error.message, input);
+    return settledFirst ? planSettled(order, recorded) : planInvalid(error.message, input);
   }
 
   if (desired.action === 'skip') {
@@ -101,16 +90,14 @@ export function planKomfortkasse(input: KomfortkassePlanInput): KomfortkassePlan
 
   if (desired.action === 'remove') {
     if (recorded?.state === 'removed') return { kind: 'none', outcome: 'unchanged', why: 'already removed' };
-    if (mayExistUpstream(recorded)) return { kind: 'remove' };
-    // Never sent by us: remove it only if an earlier integration left it in Komfortkasse.
-    // Otherwise nothing to remove, but remember the cancellation so a late, older "create"
-    // does not submit it.
-    return unlessHeld(input.komfortkasseHolds, 'canceled before it reached Komfortkasse', { kind: 'remove' });
+    // Never reached Komfortkasse: nothing to remove, but remember the cancellation so a
+    // late, older "create" does not submit it.
+    return mayExistUpstream(recorded) ? { kind: 'remove' } : { kind: 'forget', reason: 'canceled before it reached Komfortkasse' };
   }
 
-  const hash = payloadHash(desired.payload);
-  if (settledFirst) return planSettled(order, input, { hash });
+  if (settledFirst) return planSettled(order, recorded);
 
+  const hash = payloadHash(desired.payload);
   // Settled in the shop (paid, or closed = "sent and paid"): Komfortkasse stops reminding.
   // Back to unpaid: tell it once.
   const remindersStopped = isSettledInShop(order);
@@ -129,30 +116,12 @@ export function planKomfortkasse(input: KomfortkassePlanInput): KomfortkassePlan
   return { kind: 'submit', hash, ...(stopReminder === undefined ? {} : { stopReminder }), remindersStopped };
 }
 
-/**
- * Settled before we sent it: recorded as skipped with the reason, no call — unless an earlier
- * integration left it in Komfortkasse, which still dunns it: then its reminders are stopped
- * with one update (no initialDunningLevel), and the record counts it as held there.
- */
-function planSettled(order: VersaCommerceOrder, input: KomfortkassePlanInput, mapped: { hash: string } | { error: string }): KomfortkassePlan {
-  const { recorded } = input;
+/** Settled before Komfortkasse may hold it: recorded as skipped with the reason, no call. */
+function planSettled(order: VersaCommerceOrder, recorded: RecordedKomfortkasse | undefined): KomfortkassePlan {
   const reason = settledReason(order);
   if (recorded?.state === 'removed') return { kind: 'none', outcome: 'unchanged', why: 'removed, and settled in the shop: nothing to remind' };
   if (recorded?.state === 'skipped' && recorded.error === reason) return { kind: 'none', outcome: 'unchanged', why: 'already skipped as settled' };
-  if (input.komfortkasseHolds === undefined) return { kind: 'check-komfortkasse', reason };
-  if (!input.komfortkasseHolds) return { kind: 'skip', reason };
-  // Held and dunned, but not mappable: it cannot be updated, and a remove would mark a paid order DISAPPEARED.
-  if ('error' in mapped) return planInvalid(mapped.error, input);
-  return { kind: 'submit', hash: mapped.hash, stopReminder: true, remindersStopped: true, heldUpstream: true };
-}
-
-/**
- * An order we never sent is closed here only (`forget`), unless Komfortkasse holds it from an
- * earlier integration and still dunns it: then it is closed there too. Not asked yet: ask.
- */
-function unlessHeld(holds: boolean | undefined, reason: string, closeUpstream: Extract<KomfortkassePlan, { kind: 'remove' }>): KomfortkassePlan {
-  if (holds === undefined) return { kind: 'check-komfortkasse', reason };
-  return holds ? closeUpstream : { kind: 'forget', reason };
+  return { kind: 'skip', reason };
 }
 
 /** Parked with the reason, unless it already is for the same one (an operator retries anyway). */
@@ -164,13 +133,12 @@ function planInvalid(error: string, { recorded, operator }: KomfortkassePlanInpu
 }
 
 /** The shop no longer has the order: remove it where Komfortkasse may hold it (seed 001). */
-function planVanished(recorded: RecordedKomfortkasse | undefined, holds: boolean | undefined): KomfortkassePlan {
+function planVanished(recorded: RecordedKomfortkasse | undefined): KomfortkassePlan {
   // Removed before (canceled) but not yet known as deleted: record that, so no snapshot revives it.
   if (recorded?.state === 'removed') {
     return recorded.vanishedAt ? { kind: 'none', outcome: 'unchanged', why: 'already removed' } : { kind: 'forget', reason: VANISHED_REASON };
   }
-  if (mayExistUpstream(recorded)) return { kind: 'remove', reason: VANISHED_REASON };
-  return unlessHeld(holds, VANISHED_REASON, { kind: 'remove', reason: VANISHED_REASON });
+  return mayExistUpstream(recorded) ? { kind: 'remove', reason: VANISHED_REASON } : { kind: 'forget', reason: VANISHED_REASON };
 }
 
 /** Komfortkasse may hold the order: it accepted it once, or an attempt's fate is unknown. */

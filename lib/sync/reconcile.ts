@@ -70,32 +70,21 @@ export interface ReconcileOptions {
   onKomfortkasse?: (side: KomfortkasseReconcileSide & { done: boolean }) => void;
 }
 
-type Verdict = 'in-sync' | 'out-of-date' | 'skipped' | 'needs-attention' | 'ask-komfortkasse';
+type Verdict = 'in-sync' | 'out-of-date' | 'skipped' | 'needs-attention';
 
 /**
  * Komfortkasse side, by the worker's own planner: would a delivery of this order call
  * Komfortkasse (or record something)? A cancellation that never reached Komfortkasse needs
- * nothing upstream, so it counts as in sync — unless Komfortkasse still dunns it (an earlier
- * integration sent it): `komfortkasseHolds` is whether its open orders list it; unknown, the
- * verdict is `ask-komfortkasse`.
+ * nothing upstream, so it counts as in sync.
  */
-export function komfortkasseVerdict(order: VersaCommerceOrder, record: OrderRecord | undefined, komfortkasseHolds?: boolean): Verdict {
+export function komfortkasseVerdict(order: VersaCommerceOrder, record: OrderRecord | undefined): Verdict {
   const recorded = record?.komfortkasse;
-  const plan = planKomfortkasse({
-    shop: { kind: 'order', order },
-    recorded,
-    mapping: komfortkasseMappingSettings(),
-    authoritative: true,
-    operator: false,
-    ...(komfortkasseHolds === undefined ? {} : { komfortkasseHolds }),
-  });
+  const plan = planKomfortkasse({ shop: { kind: 'order', order }, recorded, mapping: komfortkasseMappingSettings(), authoritative: true, operator: false });
   switch (plan.kind) {
     case 'none':
       return recorded?.state === 'needs-attention' ? 'needs-attention' : recorded?.state === 'skipped' ? 'skipped' : 'in-sync';
     case 'forget':
       return 'in-sync';
-    case 'check-komfortkasse':
-      return 'ask-komfortkasse';
     default:
       return 'out-of-date';
   }
@@ -156,11 +145,7 @@ export async function reconcile(options: ReconcileOptions): Promise<ReconcileSum
     });
   try {
     const listed = await pages(options, summary, correlationId);
-    const open = summary.komfortkasse.enabled ? await openAtKomfortkasse(options, summary, correlationId, listed) : new Set<string>();
-    // Canceled or settled before we sent them: in sync unless Komfortkasse still dunns them.
-    for (const [code, deferred] of listed) {
-      if (deferred) await check(deferred.fetched, deferred.record, summary, correlationId, { komfortkasseHolds: open.has(code), counted: true });
-    }
+    if (summary.komfortkasse.enabled) await openAtKomfortkasse(options, summary, correlationId, listed);
   } catch (error) {
     // A failed run is recorded too (status shows it); the error still fails the invocation.
     await run(error).catch(() => undefined);
@@ -171,20 +156,14 @@ export async function reconcile(options: ReconcileOptions): Promise<ReconcileSum
   return summary;
 }
 
-/** A listed order whose verdict waits for Komfortkasse's open orders (see komfortkasseVerdict). */
-interface Deferred {
-  fetched: FetchedOrder;
-  record: OrderRecord | undefined;
-}
-
 /**
  * The shop listing, paged by `id_min` (ascending ids): an order created during the run
  * lands on a later page instead of shifting an offset over one not yet seen. Returns the
- * codes it listed, with the orders whose check waits for Komfortkasse's answer.
+ * codes it checked.
  */
-async function pages(options: ReconcileOptions, summary: ReconcileSummary, correlationId: string): Promise<Map<string, Deferred | undefined>> {
+async function pages(options: ReconcileOptions, summary: ReconcileSummary, correlationId: string): Promise<Set<string>> {
   const since = summary.since;
-  const listed = new Map<string, Deferred | undefined>();
+  const listed = new Set<string>();
   let idMin: number | undefined;
   for (let page = 0; ; page++) {
     const result = await listOrders({ limit: RECONCILE_PAGE_SIZE, ...(idMin === undefined ? {} : { idMin }), createdAtMin: since, include: 'items,shipments' });
@@ -192,9 +171,8 @@ async function pages(options: ReconcileOptions, summary: ReconcileSummary, corre
     summary.shopListed += result.orders.length;
     const records = await getOrderRecords(result.orders.map((o) => o.order.id));
     for (const fetched of result.orders) {
-      const record = records.get(fetched.order.id);
-      const checked = await check(fetched, record, summary, correlationId);
-      listed.set(fetched.order.code, checked === 'deferred' ? { fetched, record } : undefined);
+      listed.add(fetched.order.code);
+      await check(fetched, records.get(fetched.order.id), summary, correlationId);
     }
     options.onPage?.({ page, checked: summary.checked, enqueued: summary.enqueued });
     // A full page whose ids cannot be read cannot be paged past: stop rather than loop.
@@ -211,7 +189,7 @@ async function pages(options: ReconcileOptions, summary: ReconcileSummary, corre
  * without a snapshot (by the id the history recorded for its code): the worker fetches it,
  * confirms the deletion and removes it from Komfortkasse.
  */
-async function openAtKomfortkasse(options: ReconcileOptions, summary: ReconcileSummary, correlationId: string, listed: Map<string, Deferred | undefined>): Promise<Set<string>> {
+async function openAtKomfortkasse(options: ReconcileOptions, summary: ReconcileSummary, correlationId: string, listed: Set<string>): Promise<void> {
   const side = summary.komfortkasse;
   const open = await listOpenKomfortkasseOrders({ maxAgeDays: side.maxAgeDays });
   const codes = [...new Set(open.map((order) => order.number))];
@@ -225,7 +203,7 @@ async function openAtKomfortkasse(options: ReconcileOptions, summary: ReconcileS
     const fetched = page.orders.find((o) => o.order.code === code);
     if (fetched) {
       const records = await getOrderRecords([fetched.order.id]);
-      await check(fetched, records.get(fetched.order.id), summary, correlationId, { komfortkasseHolds: true });
+      await check(fetched, records.get(fetched.order.id), summary, correlationId);
       continue;
     }
     if (page.invalid.length) continue; // the shop has it, but in a shape we cannot check: counted as invalid
@@ -239,39 +217,24 @@ async function openAtKomfortkasse(options: ReconcileOptions, summary: ReconcileS
     await enqueue(summary, { orderId, orderCode: code }, correlationId);
   }
   options.onKomfortkasse?.({ ...side, done: true });
-  return new Set(codes);
 }
 
-/**
- * Checks one order and enqueues it when out of date. `komfortkasseHolds`: whether Komfortkasse
- * lists it open (unknown during the shop listing: an order whose verdict depends on it is
- * counted as checked but 'deferred', classified once Komfortkasse's open orders are read,
- * `counted` then).
- */
-async function check(
-  fetched: FetchedOrder,
-  record: OrderRecord | undefined,
-  summary: ReconcileSummary,
-  correlationId: string,
-  { komfortkasseHolds, counted = false }: { komfortkasseHolds?: boolean; counted?: boolean } = {},
-): Promise<'checked' | 'deferred'> {
+async function check(fetched: FetchedOrder, record: OrderRecord | undefined, summary: ReconcileSummary, correlationId: string): Promise<void> {
   const { order, raw } = fetched;
-  if (!counted) summary.checked++;
+  summary.checked++;
   // A side switched off is never out of date: nothing is sent to it.
   const { KOMFORTKASSE_ENABLED, KLAR_ENABLED } = config();
-  const verdict = KOMFORTKASSE_ENABLED ? komfortkasseVerdict(order, record, komfortkasseHolds) : 'in-sync';
-  if (verdict === 'ask-komfortkasse') return 'deferred';
+  const verdict = KOMFORTKASSE_ENABLED ? komfortkasseVerdict(order, record) : 'in-sync';
   const klarOk = !KLAR_ENABLED || klarInSync(order, record);
   if (verdict !== 'out-of-date' && klarOk) {
     if (verdict === 'needs-attention' || record?.klar.state === 'needs-attention') summary.needsAttention++;
     else if (verdict === 'skipped') summary.skippedByPaymentType++;
     else summary.inSync++;
-    return 'checked';
+    return;
   }
   // A removed order comes back only on the shop's word at processing time: without a
   // snapshot the worker fetches it, so this listing (maybe older than a cancel) cannot.
   await enqueue(summary, { orderId: order.id, orderCode: order.code, ...(record?.komfortkasse.state === 'removed' ? {} : { order: raw }) }, correlationId);
-  return 'checked';
 }
 
 /** One message either way: the order worker forwards the Klar cost when Klar needs it. */

@@ -2,16 +2,7 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { worstCaseRecordMs } from '../config/budget.ts';
 import { config } from '../config/index.ts';
 import { klarPlanSettings, komfortkasseMappingSettings } from '../config/mapping.ts';
-import {
-  OPEN_PAYMENT_STATUSES,
-  describeRemove,
-  describeSubmit,
-  getKomfortkasseOrder,
-  provesNotApplied,
-  removeOrder,
-  submitOrder,
-  type TimedUpstreamError,
-} from '../clients/komfortkasse.ts';
+import { describeRemove, describeSubmit, provesNotApplied, removeOrder, submitOrder, type TimedUpstreamError } from '../clients/komfortkasse.ts';
 import { countOrders, fetchOrder } from '../clients/versacommerce.ts';
 import { ConcurrentUpdateError, InvalidMessageError, OrderVanishedError, ShopApiUnavailableError, UpstreamAuthError, UpstreamError, describeError, isPermanent } from '../domain/errors.ts';
 import { needsKlarWorker, planKlarCost, stampOf } from '../domain/klar-plan.ts';
@@ -43,8 +34,6 @@ import { recordShopApiCheck } from '../store/shop-api-check.ts';
  *   forward  the Klar cost to klar-costs, before Komfortkasse, and only if Klar needs it
  *   plan     the Komfortkasse difference (lib/domain/komfortkasse-plan.ts); a no-op ends here
  *   claim    a lease on the order's Komfortkasse side, and plan again under it
- *   ask      for an order we never sent that is to be closed: does Komfortkasse hold it
- *            (an earlier integration)? One GET, then plan again with the answer
  *   call     Komfortkasse, once
  *   settle   outcome + attempt + needs-attention index in one DynamoDB request
  */
@@ -113,16 +102,7 @@ async function sync(message: OrderChangedMessage, context: SyncContext): Promise
   // mark: a mark left behind by a claim for anything else (its settle and release failed)
   // would make a settled order look as if Komfortkasse may hold it, and submit it.
   const claim = await claimKomfortkasse(message.orderId, orderCode, { leaseMs: config().KOMFORTKASSE_LEASE_SECONDS * 1000, markFirstAttempt: quick.kind === 'submit' });
-  const run: Run = {
-    message,
-    shop,
-    orderCode,
-    claim,
-    context,
-    mayHaveSent: false,
-    released: false,
-    replan: (komfortkasseHolds) => planKomfortkasse({ ...input, recorded: claim.previous?.komfortkasse, komfortkasseHolds }),
-  };
+  const run: Run = { message, shop, orderCode, claim, context, mayHaveSent: false, released: false };
   try {
     const plan = planKomfortkasse({ ...input, recorded: claim.previous?.komfortkasse });
     return { komfortkasse: await execute(run, plan), klarForwarded };
@@ -225,8 +205,6 @@ interface Run {
   /** set once a submit may have reached Komfortkasse; keeps firstAttemptedAt on failure */
   mayHaveSent: boolean;
   released: boolean;
-  /** the plan under the lease again, with Komfortkasse's answer to `GET /order/{code}` */
-  replan: (komfortkasseHolds: boolean) => KomfortkassePlan;
 }
 
 async function execute(run: Run, plan: KomfortkassePlan): Promise<KomfortkasseResult> {
@@ -252,46 +230,12 @@ async function execute(run: Run, plan: KomfortkassePlan): Promise<KomfortkasseRe
       await settle(run, { state: 'needs-attention', error: plan.error, sourceUpdatedAt, clearFirstAttempt: claim.firstAttempt }, [failed]);
       return done(run, 'needs-attention', 'order cannot be sent to Komfortkasse', { error: plan.error }, 'warn');
     }
-    case 'check-komfortkasse':
-      return execute(run, await askKomfortkasse(run, plan.reason));
     case 'remove':
       return remove(run, plan.reason, sourceUpdatedAt);
     case 'submit':
       if (shop.kind !== 'order') throw new InvalidMessageError('a submit needs the order');
       return submit(run, shop.order, plan);
   }
-}
-
-/**
- * An order we never sent is to be closed (canceled, deleted, or settled before first sight),
- * but an earlier integration may have left it in Komfortkasse, which would dun it forever:
- * one read-only GET (also under DRY_RUN), recorded in the attempt log, and the plan again with
- * its answer. Held and still dunned (UNPAID, PAID_PARTIAL, or no status) closes it there too.
- * A failed lookup is transient, as every upstream failure: the record fails and is retried.
- */
-async function askKomfortkasse(run: Run, reason: string): Promise<KomfortkassePlan> {
-  const { claim, context } = run;
-  if (!run.orderCode) return run.replan(false); // nothing to ask by (a deleted order never seen): as before
-  const at = new Date().toISOString();
-  const started = Date.now();
-  let held;
-  try {
-    held = await getKomfortkasseOrder(run.orderCode, { signal: context.signal });
-  } catch (error) {
-    await release(run, { clearFirstAttempt: claim.firstAttempt, attempt: failedAttempt(run, at, 'get', error) });
-    throw error;
-  }
-  const found = attempt(run, { at, target: 'komfortkasse', action: 'get', outcome: held ? 'found' : 'not-found', httpStatus: held ? 200 : 404, latencyMs: Date.now() - started });
-  await appendAttempt(run.message.orderId, found);
-  const dunned = held !== undefined && (held.paymentStatus === undefined || (OPEN_PAYMENT_STATUSES as readonly string[]).includes(held.paymentStatus.toUpperCase()));
-  context.log.info(dunned ? 'Komfortkasse holds the order from an earlier integration and still dunns it' : 'Komfortkasse does not dun the order', {
-    found: held !== undefined,
-    paymentStatus: held?.paymentStatus,
-    reason,
-  });
-  const plan = run.replan(dunned);
-  if (plan.kind === 'check-komfortkasse') throw new Error('planner asked Komfortkasse twice');
-  return plan;
 }
 
 async function submit(run: Run, order: VersaCommerceOrder, plan: Extract<KomfortkassePlan, { kind: 'submit' }>): Promise<KomfortkasseResult> {
@@ -301,12 +245,12 @@ async function submit(run: Run, order: VersaCommerceOrder, plan: Extract<Komfort
   const payload = toKomfortkasseOrder(order, {
     ...komfortkasseMappingSettings(),
     initialDunningLevel: env.KOMFORTKASSE_INITIAL_DUNNING_LEVEL,
-    // Only when no earlier attempt can have created the order upstream (nor an earlier integration).
-    firstSubmission: claim.firstAttempt && !plan.heldUpstream,
+    // Only when no earlier attempt can have created the order upstream.
+    firstSubmission: claim.firstAttempt,
     ...(plan.stopReminder === undefined ? {} : { stopReminder: plan.stopReminder }),
   });
   const previous = claim.previous?.komfortkasse;
-  const action = previous?.everSubmitted || plan.heldUpstream ? 'update' : 'submit';
+  const action = previous?.everSubmitted ? 'update' : 'submit';
 
   if (env.DRY_RUN) {
     await release(run, { clearFirstAttempt: claim.firstAttempt, attempt: attempt(run, { target: 'komfortkasse', action, outcome: 'dry-run', request: describeSubmit(orderCode, payload) }) });
@@ -314,7 +258,7 @@ async function submit(run: Run, order: VersaCommerceOrder, plan: Extract<Komfort
   }
 
   // An earlier attempt (crashed worker, timeout) may have created it: this repeats that call.
-  const resend = !claim.firstAttempt && !previous?.everSubmitted && !plan.heldUpstream;
+  const resend = !claim.firstAttempt && !previous?.everSubmitted;
   // Planned otherwise before the lease: the record must say a call may have created the order before it goes out.
   if (!claim.marked && !previous?.everSubmitted) await markKomfortkasseFirstAttempt(run.message.orderId, claim);
   let at = new Date().toISOString();
@@ -371,8 +315,7 @@ async function submit(run: Run, order: VersaCommerceOrder, plan: Extract<Komfort
     [...(refused ? [refused] : []), success],
   );
   const outcome = callAction === 'update' ? 'updated' : 'submitted';
-  const message =
-    refused || plan.heldUpstream ? `Komfortkasse already held the order (an earlier integration): updated it${plan.heldUpstream ? ', reminders stopped' : ''}` : 'Komfortkasse in sync';
+  const message = refused ? 'Komfortkasse already held the order (an earlier integration): updated it' : 'Komfortkasse in sync';
   return done(run, outcome, message, { action: callAction, resend, stopReminder: plan.stopReminder, httpStatus: result.status, latencyMs: result.latencyMs });
 }
 

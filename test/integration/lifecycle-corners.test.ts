@@ -41,8 +41,6 @@ describe('corners of the order lifecycle through the local stack', () => {
   const shop = () => stack.simulators.versaCommerce!;
   const submitsOf = (code: string) => kk().requests.filter((r) => r.method === 'POST' && r.path === `/api/v2/order/${code}`);
   const removesOf = (code: string) => kk().requests.filter((r) => r.method === 'POST' && r.path === `/api/v2/order/remove/${code}`);
-  const getsOf = (code: string) => kk().requests.filter((r) => r.method === 'GET' && r.path === `/api/v2/order/${code}`);
-  const komfortkasseAttempts = (history: { attempts: { target: string }[] }) => history.attempts.filter((a) => a.target === 'komfortkasse');
   const historyJson = async (ref: string) => {
     const result = await cli('history', ref, '--json');
     expect(result.code).toBe(0);
@@ -178,110 +176,6 @@ describe('corners of the order lifecycle through the local stack', () => {
       expect(shop().requests.filter((r) => r.path === '/api/orders/count.json' && r.status === 200).length).toBeGreaterThanOrEqual(1);
       const status = statusJsonSchema.parse(JSON.parse((await cli('status', '--json')).stdout));
       expect(status.shopApi).toMatchObject({ failing: false, lastCheck: { lastOkAt: expect.any(String) } });
-    });
-  });
-
-  describe('closed in the shop before we sent it, but left open in Komfortkasse by an earlier integration', () => {
-    it('a seeded order canceled in the shop: one look-up and one remove, recorded removed', async () => {
-      // prepare: Komfortkasse still dunns it; Orderbridge has never seen it
-      const order = freshOrder({ status: 'canceled' });
-      kk().seedOrder({ number: order.code, body: seedKomfortkasseOrder(), createdAt: '2026-10-01T09:00:00Z' });
-      // act
-      await deliver(order);
-      // assess
-      expect(getsOf(order.code).map((r) => r.status)).toEqual([200]);
-      expect(removesOf(order.code).map((r) => r.status)).toEqual([200]);
-      expect(submitsOf(order.code)).toEqual([]);
-      expect(kk().orders.get(order.code)).toMatchObject({ removed: true, paymentStatus: 'DISAPPEARED' });
-      const history = await historyJson(order.code);
-      expect(history.komfortkasse).toMatchObject({ state: 'removed', paymentStatus: 'DISAPPEARED' });
-      expect(komfortkasseAttempts(history)).toEqual([
-        expect.objectContaining({ action: 'get', outcome: 'found', httpStatus: 200 }),
-        expect.objectContaining({ action: 'remove', outcome: 'success', httpStatus: 200 }),
-      ]);
-    });
-
-    it('a seeded order first seen paid: one look-up and one update that stops its reminders (no initialDunningLevel); a later cancel removes it', async () => {
-      // prepare
-      const order = freshOrder({ payment_status: 'paid' });
-      kk().seedOrder({ number: order.code, body: seedKomfortkasseOrder(), referenceNumber: 'LEGACY-0815' });
-      // act
-      await deliver(order);
-      // assess
-      expect(getsOf(order.code).map((r) => r.status)).toEqual([200]);
-      const calls = submitsOf(order.code);
-      expect(calls.map((r) => r.status)).toEqual([200]);
-      expect(calls[0]!.body).toMatchObject({ stopReminder: true });
-      expect(calls[0]!.body).not.toHaveProperty('initialDunningLevel');
-      expect(kk().orders.get(order.code)).toMatchObject({ remindersStopped: true, removed: false, submitCount: 1 });
-      const history = await historyJson(order.code);
-      expect(history.komfortkasse).toMatchObject({ state: 'submitted', referenceNumber: 'LEGACY-0815' });
-      expect((await getOrderRecord(order.id))?.komfortkasse).toMatchObject({ state: 'submitted', everSubmitted: true, remindersStopped: true });
-      expect(komfortkasseAttempts(history)).toEqual([
-        expect.objectContaining({ action: 'get', outcome: 'found', httpStatus: 200 }),
-        expect.objectContaining({ action: 'update', outcome: 'success', httpStatus: 200 }),
-      ]);
-      // act: canceled later; Komfortkasse holds it, so it is removed without asking again
-      await deliver({ ...order, status: 'canceled', updated_at: '2026-12-01T10:00:00+01:00' });
-      // assess
-      expect(removesOf(order.code).map((r) => r.status)).toEqual([200]);
-      expect(getsOf(order.code)).toHaveLength(1);
-      expect((await getOrderRecord(order.id))?.komfortkasse.state).toBe('removed');
-    });
-
-    it('an order Komfortkasse does not hold, canceled before any submit: one look-up (404), no other call, recorded removed', async () => {
-      // prepare
-      const order = freshOrder({ status: 'canceled' });
-      // act
-      await deliver(order);
-      // assess
-      expect(getsOf(order.code).map((r) => r.status)).toEqual([404]);
-      expect(submitsOf(order.code)).toEqual([]);
-      expect(removesOf(order.code)).toEqual([]);
-      const history = await historyJson(order.code);
-      expect(history.komfortkasse).toMatchObject({ state: 'removed' });
-      expect(komfortkasseAttempts(history)).toEqual([expect.objectContaining({ action: 'get', outcome: 'not-found', httpStatus: 404 })]);
-    });
-
-    it('a seeded order Komfortkasse already closed (PAID there), first seen paid: one look-up, no other call, recorded skipped', async () => {
-      // prepare
-      const order = freshOrder({ payment_status: 'paid' });
-      kk().seedOrder({ number: order.code, body: seedKomfortkasseOrder(), paymentStatus: 'PAID' });
-      // act
-      await deliver(order);
-      // assess
-      expect(getsOf(order.code).map((r) => r.status)).toEqual([200]);
-      expect(submitsOf(order.code)).toEqual([]);
-      expect((await getOrderRecord(order.id))?.komfortkasse.state).toBe('skipped');
-    });
-
-    it('a seeded order deleted in the shop: fetch 404, the shop API check, one look-up and one remove', async () => {
-      // prepare: known to the shop (and so to the history by its code), never sent by us
-      const order = freshOrder();
-      kk().seedOrder({ number: order.code, body: seedKomfortkasseOrder() });
-      shop().addOrder(order);
-      await deliver({ ...order, payment_type: 'paypal' });
-      // act
-      shop().removeOrder(order.id);
-      await notify(`delete order: ${order.id}`);
-      await drained(stack);
-      // assess
-      expect(getsOf(order.code).map((r) => r.status)).toEqual([200]);
-      expect(removesOf(order.code).map((r) => r.status)).toEqual([200]);
-      expect((await getOrderRecord(order.id))?.komfortkasse).toMatchObject({ state: 'removed', vanishedAt: expect.any(String) });
-    });
-
-    it('a look-up Komfortkasse refuses (401, our credentials) fails the record; the retry asks again and removes it', async () => {
-      // prepare
-      const order = freshOrder({ status: 'canceled' });
-      kk().seedOrder({ number: order.code, body: seedKomfortkasseOrder() });
-      kk().injectFault({ method: 'GET', pathPrefix: `/api/v2/order/${order.code}`, status: 401, body: { error: 'Invalid API Key' } });
-      // act
-      await deliver(order);
-      // assess
-      expect(getsOf(order.code).map((r) => r.status)).toEqual([401, 200]);
-      expect(removesOf(order.code).map((r) => r.status)).toEqual([200]);
-      expect((await getOrderRecord(order.id))?.komfortkasse.state).toBe('removed');
     });
   });
 });

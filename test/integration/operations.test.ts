@@ -133,7 +133,7 @@ describe('operations against the local stack', () => {
       stack.simulators.versaCommerce!.removeOrder(vanished.id);
       // act
       const result = await cli('replay', '--needs-attention', '--target', 'komfortkasse');
-      // assess: both re-queued (exit 0); the vanished one was never submitted (nor does Komfortkasse hold it), so it is recorded removed with no submit or remove
+      // assess: both re-queued (exit 0); the vanished one was never submitted, so it is recorded removed with no call
       expect(result.code).toBe(0);
       expect(result.stdout).toContain('re-queued 2 of 2 order(s) parked on komfortkasse on orders.fifo; 0 failed');
       expect(result.stdout).toContain('1 the shop answers 404 for went without a snapshot');

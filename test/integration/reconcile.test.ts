@@ -309,48 +309,6 @@ describe('reconcile and what Komfortkasse still dunns', () => {
     expect(summary.shopListed).toBe(260);
     expect(new Set(summary.enqueuedOrderIds.filter((id) => ids.includes(id))).size).toBe(260);
   });
-
-  const getsOf = (code: string) => kk().requests.filter((r) => r.method === 'GET' && r.path === `/api/v2/order/${code}`);
-
-  it('a 30-day-old order an earlier integration left in Komfortkasse (no history record), canceled with its webhook lost, is removed', async () => {
-    // prepare: never seen by Orderbridge; Komfortkasse dunns it since the old plugin sent it
-    const order = buildVersaCommerceOrder({ id: 9210, code: 'RK-9210', created_at: daysAgo(30).toISOString(), payment_type: 'invoice', status: 'canceled' });
-    vc().addOrder(order);
-    kk().seedOrder({ number: order.code, body: seedKomfortkasseOrder(), createdAt: daysAgo(30) });
-    expect(await getOrderRecord(order.id)).toBeUndefined();
-    // act
-    const summary = await reconcile({ since: daysAgo(14), trigger: 'test' });
-    // assess: found through Komfortkasse, looked up in the shop by its code, enqueued; the worker asks Komfortkasse once and removes it
-    expect(summary.enqueuedOrderIds).toContain(order.id);
-    expect(lookupsOf(order.code)).toHaveLength(1);
-    await waitFor(async () => (await getOrderRecord(order.id))?.komfortkasse.state === 'removed', 'the remove');
-    await drained(stack);
-    expect(getsOf(order.code).map((r) => r.status)).toEqual([200]);
-    expect(removesOf(order.code).map((r) => r.status)).toEqual([200]);
-    expect(submitsOf(order.code)).toEqual([]);
-    expect(kk().orders.get(order.code)?.paymentStatus).toBe('DISAPPEARED');
-  });
-
-  it('a recent order an earlier integration left open in Komfortkasse, settled in the shop before any webhook, gets its reminders stopped; one it does not hold is only counted', async () => {
-    // prepare: both in the listing window; only the first is in Komfortkasse
-    const held = buildVersaCommerceOrder({ id: 9211, code: 'RK-9211', created_at: daysAgo(3).toISOString(), payment_type: 'invoice', status: 'closed' });
-    const notHeld = buildVersaCommerceOrder({ id: 9212, code: 'RK-9212', created_at: daysAgo(3).toISOString(), payment_type: 'invoice', status: 'canceled' });
-    for (const o of [held, notHeld]) vc().addOrder(o);
-    kk().seedOrder({ number: held.code, body: seedKomfortkasseOrder(), createdAt: daysAgo(3) });
-    // act
-    const summary = await reconcile({ since: daysAgo(14), trigger: 'test' });
-    // assess: the listing covered both (no shop look-up); Komfortkasse's open list decided
-    expect(summary.enqueuedOrderIds).toContain(held.id);
-    expect(summary.enqueuedOrderIds).not.toContain(notHeld.id);
-    expect(lookupsOf(held.code)).toHaveLength(0);
-    await waitFor(async () => (await getOrderRecord(held.id))?.komfortkasse.state === 'submitted', 'the reminder stop');
-    await drained(stack);
-    expect(getsOf(held.code)).toHaveLength(1);
-    expect(submitsOf(held.code).map((r) => r.body)).toEqual([expect.objectContaining({ stopReminder: true })]);
-    expect(kk().orders.get(held.code)).toMatchObject({ remindersStopped: true });
-    expect(getsOf(notHeld.code)).toEqual([]);
-    expect(await getOrderRecord(notHeld.id)).toBeUndefined();
-  });
 });
 
 describe('reconcile with Komfortkasse switched off', () => {

@@ -78,15 +78,11 @@ async function checkOrder(run: ScheduleRun, order: ModelOrder): Promise<string[]
     if (kkRecord?.state === 'submitted' && (!active || hash !== kkRecord.payloadHash)) {
       fail(2, `the record says submitted (${short(kkRecord.payloadHash)}), Komfortkasse holds ${active ? short(hash) : 'nothing active'}`);
     }
-    // An earlier integration's order Orderbridge cannot name: deleted in the shop before its code reached the history.
-    const unnamed = untouchedSeed && record?.orderCode === undefined;
-    if ((kkRecord?.state === 'removed' || (kkRecord?.state === 'skipped' && !kk?.remindersStopped)) && active && !unnamed) {
-      fail(2, `the record says ${kkRecord.state}, Komfortkasse still dunns the order`);
+    if ((kkRecord?.state === 'removed' || kkRecord?.state === 'skipped') && active && !untouchedSeed) {
+      fail(2, `the record says ${kkRecord.state}, Komfortkasse still holds the order`);
     }
     if (order.seen.has(last.version)) {
-      // Settled before we ever submitted it: skipped — unless an earlier integration left it in
-      // Komfortkasse, which still dunned it: then its reminders are stopped (one update, so the
-      // order counts as held by us from then on and the branch below applies).
+      // Settled before we ever submitted it: skipped (even if an earlier integration left it in Komfortkasse).
       const heldByUs = (kk?.accepted ?? 0) > 0;
       const wanted = !last.deleted && !canceled(last) && !(settled(last.raw!) && !heldByUs);
       if (wanted) {
@@ -97,12 +93,7 @@ async function checkOrder(run: ScheduleRun, order: ModelOrder): Promise<string[]
         else if (kk!.remindersStopped !== settled(last.raw!)) fail(2, `the shop's last state (v${last.version}) is ${settled(last.raw!) ? '' : 'not '}settled, Komfortkasse has stopReminder ${kk!.remindersStopped}`);
         if (kkRecord?.state !== 'submitted' || kkRecord.payloadHash !== expected) fail(2, `the record says ${kkRecord?.state ?? 'nothing'} (${short(kkRecord?.payloadHash)}), the shop's last state wants submitted ${short(expected)}`);
       } else {
-        // Canceled or deleted: out of Komfortkasse, also an order an earlier integration left there.
-        // Settled before we sent it: Komfortkasse may keep it, but no longer dunns it.
-        const closedInShop = last.deleted || canceled(last);
-        if (active && (closedInShop || !kk!.remindersStopped) && !unnamed) {
-          fail(2, `the shop's last state (v${last.version}, ${last.deleted ? 'deleted' : String(last.raw!.status)}) wants it ${closedInShop ? 'out of' : 'not dunned by'} Komfortkasse, it is still ${closedInShop ? 'held' : 'dunned'}`);
-        }
+        if (active && !untouchedSeed) fail(2, `the shop's last state (v${last.version}, ${last.deleted ? 'deleted' : String(last.raw!.status)}) wants it out of Komfortkasse, it is still held`);
         if (kkRecord && kkRecord.state !== 'removed' && kkRecord.state !== 'skipped') fail(2, `the shop's last state (v${last.version}) wants removed or skipped, the record says ${kkRecord.state}`);
       }
     }

@@ -98,21 +98,4 @@ export const REGRESSIONS: RegressionCase[] = [
       strictKomfortkasse: false,
     },
   },
-  {
-    name: 'an order an earlier integration left in Komfortkasse, first seen paid, gets its reminders stopped there',
-    found:
-      'invariant 2 (new rule): an order Komfortkasse held from an earlier integration and still dunned was first seen paid and only recorded skipped, so Komfortkasse kept dunning a paid order',
-    schedule: { ...plain, orders: [{ paymentType: 'cod', start: 'paid', seeded: true, create: 'snapshot' }], steps: [], strictKomfortkasse: true },
-  },
-  {
-    name: 'an order an earlier integration left in Komfortkasse, first seen closed and then canceled, is removed there',
-    found:
-      'invariant 2 (new rule): an order Komfortkasse held from an earlier integration was settled and then canceled in the shop before Orderbridge ever sent it, and stayed in Komfortkasse',
-    schedule: {
-      ...plain,
-      orders: [{ paymentType: 'invoice', start: 'closed', seeded: true, create: 'notification' }],
-      steps: [{ kind: 'change', order: 0, change: 'cancel', via: 'snapshot' }],
-      strictKomfortkasse: true,
-    },
-  },
 ];

@@ -37,8 +37,6 @@ interface Row {
   authoritative?: boolean;
   operator?: boolean;
   mapping?: KomfortkassePlanInput['mapping'];
-  /** what GET /order/{code} answered (absent: not asked) */
-  komfortkasseHolds?: boolean;
 }
 const of = (o: VersaCommerceOrder): ShopOrder => ({ kind: 'order', order: o });
 const LONG_ERROR = `order snapshot does not match the schema: ${'x'.repeat(MAX_ERROR_LENGTH + 200)}`;
@@ -60,8 +58,8 @@ describe('planKomfortkasse', () => {
     ['unusable, submitted before → invalid', { shop: { kind: 'unusable', error: 'E1' }, recorded: submitted() }, { kind: 'invalid', error: 'E1' }],
 
     // vanished from the shop
-    ['vanished, never recorded → forget', { komfortkasseHolds: false, shop: { kind: 'vanished' } }, { kind: 'forget', reason: VANISHED_REASON }],
-    ['vanished, never submitted → forget', { komfortkasseHolds: false, shop: { kind: 'vanished' }, recorded: buildRecordedKomfortkasse({ state: 'skipped' }) }, { kind: 'forget', reason: VANISHED_REASON }],
+    ['vanished, never recorded → forget', { shop: { kind: 'vanished' } }, { kind: 'forget', reason: VANISHED_REASON }],
+    ['vanished, never submitted → forget', { shop: { kind: 'vanished' }, recorded: buildRecordedKomfortkasse({ state: 'skipped' }) }, { kind: 'forget', reason: VANISHED_REASON }],
     ['vanished, submitted → remove with the vanished reason', { shop: { kind: 'vanished' }, recorded: submitted() }, { kind: 'remove', reason: VANISHED_REASON }],
     ['vanished, an attempt of unknown fate → remove', { shop: { kind: 'vanished' }, recorded: buildRecordedKomfortkasse({ firstAttemptedAt: '2024-05-01T08:00:00.000Z' }) }, { kind: 'remove', reason: VANISHED_REASON }],
     ['vanished, already removed as deleted → none', { shop: { kind: 'vanished' }, recorded: submitted({ state: 'removed', vanishedAt: DELETED_AT }) }, (plan) => expect(plan).toMatchObject({ kind: 'none', outcome: 'unchanged' })],
@@ -78,8 +76,8 @@ describe('planKomfortkasse', () => {
     ['canceled, submitted → remove', { shop: of(order({ status: 'canceled' })), recorded: submitted() }, { kind: 'remove' }],
     ['returned, submitted → remove', { shop: of(order({ status: 'returned' })), recorded: submitted() }, { kind: 'remove' }],
     ['canceled, an attempt of unknown fate → remove', { shop: of(order({ status: 'Cancelled' })), recorded: buildRecordedKomfortkasse({ firstAttemptedAt: '2024-05-01T08:00:00.000Z' }) }, { kind: 'remove' }],
-    ['canceled, never submitted → forget', { komfortkasseHolds: false, shop: of(order({ status: 'canceled' })) }, { kind: 'forget', reason: 'canceled before it reached Komfortkasse' }],
-    ['canceled with a skipped payment type, never submitted → forget', { komfortkasseHolds: false, shop: of(order({ status: 'canceled', payment_type: 'paypal' })), recorded: buildRecordedKomfortkasse({ state: 'skipped' }) }, { kind: 'forget', reason: 'canceled before it reached Komfortkasse' }],
+    ['canceled, never submitted → forget', { shop: of(order({ status: 'canceled' })) }, { kind: 'forget', reason: 'canceled before it reached Komfortkasse' }],
+    ['canceled with a skipped payment type, never submitted → forget', { shop: of(order({ status: 'canceled', payment_type: 'paypal' })), recorded: buildRecordedKomfortkasse({ state: 'skipped' }) }, { kind: 'forget', reason: 'canceled before it reached Komfortkasse' }],
     ['canceled, already removed → none', { shop: of(order({ status: 'canceled' })), recorded: submitted({ state: 'removed' }) }, (plan) => expect(plan).toMatchObject({ kind: 'none', outcome: 'unchanged' })],
 
     // submit and update
@@ -114,44 +112,22 @@ describe('planKomfortkasse', () => {
 
     // settled before first sight: Komfortkasse would mail payment instructions for a paid order
     ...(['paid', 'captured', 'overpaid', ' Paid '] as const).map((paymentStatus): [string, Row, KomfortkassePlan] => [
-      `payment_status ${JSON.stringify(paymentStatus)}, first seen, Komfortkasse does not hold it → skip`,
-      { shop: of(order({ payment_status: paymentStatus })), komfortkasseHolds: false },
+      `payment_status ${JSON.stringify(paymentStatus)}, first seen → skip`,
+      { shop: of(order({ payment_status: paymentStatus })) },
       { kind: 'skip', reason: `settled in the shop (payment_status ${paymentStatus.trim().toLowerCase()}) before it reached Komfortkasse: not submitted` },
     ]),
-    ['closed, first seen → skip', { komfortkasseHolds: false, shop: of(order({ status: 'closed' })) }, { kind: 'skip', reason: 'settled in the shop (status closed) before it reached Komfortkasse: not submitted' }],
-    ['closed and paid, first seen → skip, the payment named', { komfortkasseHolds: false, shop: of(order({ status: 'closed', payment_status: 'paid' })) }, { kind: 'skip', reason: 'settled in the shop (payment_status paid) before it reached Komfortkasse: not submitted' }],
-    ['paid, pending after a failure that proved nothing was sent → skip', { komfortkasseHolds: false, shop: of(order({ payment_status: 'paid' })), recorded: buildRecordedKomfortkasse() }, (plan) => expect(plan).toMatchObject({ kind: 'skip' })],
-    ['paid, parked (never submitted) → skip, which unparks it', { komfortkasseHolds: false, shop: of(order({ payment_status: 'paid' })), recorded: buildRecordedKomfortkasse({ state: 'needs-attention', error: 'E1' }) }, (plan) => expect(plan).toMatchObject({ kind: 'skip' })],
+    ['closed, first seen → skip', { shop: of(order({ status: 'closed' })) }, { kind: 'skip', reason: 'settled in the shop (status closed) before it reached Komfortkasse: not submitted' }],
+    ['closed and paid, first seen → skip, the payment named', { shop: of(order({ status: 'closed', payment_status: 'paid' })) }, { kind: 'skip', reason: 'settled in the shop (payment_status paid) before it reached Komfortkasse: not submitted' }],
+    ['paid, pending after a failure that proved nothing was sent → skip', { shop: of(order({ payment_status: 'paid' })), recorded: buildRecordedKomfortkasse() }, (plan) => expect(plan).toMatchObject({ kind: 'skip' })],
+    ['paid, parked (never submitted) → skip, which unparks it', { shop: of(order({ payment_status: 'paid' })), recorded: buildRecordedKomfortkasse({ state: 'needs-attention', error: 'E1' }) }, (plan) => expect(plan).toMatchObject({ kind: 'skip' })],
     ['paid, already skipped as settled → none', { shop: of(order({ payment_status: 'paid' })), recorded: buildRecordedKomfortkasse({ state: 'skipped', error: settledReason(order({ payment_status: 'paid' })) }) }, { kind: 'none', outcome: 'unchanged', why: 'already skipped as settled' }],
-    ['closed, skipped before as paid → skip with the new reason', { komfortkasseHolds: false, shop: of(order({ status: 'closed' })), recorded: buildRecordedKomfortkasse({ state: 'skipped', error: settledReason(order({ payment_status: 'paid' })) }) }, (plan) => expect(plan).toMatchObject({ kind: 'skip', reason: expect.stringContaining('status closed') })],
+    ['closed, skipped before as paid → skip with the new reason', { shop: of(order({ status: 'closed' })), recorded: buildRecordedKomfortkasse({ state: 'skipped', error: settledReason(order({ payment_status: 'paid' })) }) }, (plan) => expect(plan).toMatchObject({ kind: 'skip', reason: expect.stringContaining('status closed') })],
     ['skipped as paid, back to not_paid → first submission', { shop: of(order()), recorded: buildRecordedKomfortkasse({ state: 'skipped', error: settledReason(order({ payment_status: 'paid' })) }) }, { kind: 'submit', hash: HASH, remindersStopped: false }],
     ['paid, canceled before it reached Komfortkasse (removed) → none', { shop: of(order({ payment_status: 'paid', updated_at: LATE })), recorded: buildRecordedKomfortkasse({ state: 'removed', sourceUpdatedAt: EARLY }) }, (plan) => expect(plan).toMatchObject({ kind: 'none' })],
     ['paid with a skipped payment type → skip for the payment type', { shop: of(order({ payment_status: 'captured', payment_type: 'paypal' })) }, { kind: 'skip', reason: 'payment type "paypal" is not sent to Komfortkasse' }],
-    ['paid with an unknown payment type → skip as settled, not needs-attention', { komfortkasseHolds: false, shop: of(order({ payment_status: 'paid', payment_type: 'rechnung' })) }, (plan) => expect(plan).toMatchObject({ kind: 'skip', reason: expect.stringContaining('settled') })],
-    ['closed, no country anywhere → skip as settled, not needs-attention', { komfortkasseHolds: false, shop: of(noCountry({ status: 'closed' })) }, (plan) => expect(plan).toMatchObject({ kind: 'skip', reason: expect.stringContaining('settled') })],
-    ['paid and canceled, first seen → forget (canceled wins)', { komfortkasseHolds: false, shop: of(order({ status: 'canceled', payment_status: 'paid' })) }, { kind: 'forget', reason: 'canceled before it reached Komfortkasse' }],
-
-    // never sent by us, to be closed: an earlier integration may have left it in Komfortkasse
-    ['vanished, never recorded, not asked yet → check Komfortkasse', { shop: { kind: 'vanished' } }, { kind: 'check-komfortkasse', reason: VANISHED_REASON }],
-    ['vanished, never recorded, Komfortkasse holds it → remove', { shop: { kind: 'vanished' }, komfortkasseHolds: true }, { kind: 'remove', reason: VANISHED_REASON }],
-    ['vanished, skipped before, Komfortkasse holds it → remove', { shop: { kind: 'vanished' }, recorded: buildRecordedKomfortkasse({ state: 'skipped' }), komfortkasseHolds: true }, { kind: 'remove', reason: VANISHED_REASON }],
-    ['vanished, removed as canceled before → forget, not asked again', { shop: { kind: 'vanished' }, recorded: submitted({ state: 'removed' }) }, { kind: 'forget', reason: VANISHED_REASON }],
-    ['vanished, submitted → remove, not asked', { shop: { kind: 'vanished' }, recorded: submitted() }, { kind: 'remove', reason: VANISHED_REASON }],
-    ['canceled, never recorded, not asked yet → check Komfortkasse', { shop: of(order({ status: 'canceled' })) }, { kind: 'check-komfortkasse', reason: 'canceled before it reached Komfortkasse' }],
-    ['returned, never recorded, Komfortkasse holds it → remove', { shop: of(order({ status: 'returned' })), komfortkasseHolds: true }, { kind: 'remove' }],
-    ['canceled with a skipped payment type, Komfortkasse holds it → remove', { shop: of(order({ status: 'canceled', payment_type: 'paypal' })), komfortkasseHolds: true }, { kind: 'remove' }],
-    ['canceled, already removed (asked before) → none, not asked again', { shop: of(order({ status: 'canceled' })), recorded: buildRecordedKomfortkasse({ state: 'removed' }) }, (plan) => expect(plan).toMatchObject({ kind: 'none', outcome: 'unchanged' })],
-    ['canceled, submitted → remove, not asked', { shop: of(order({ status: 'canceled' })), recorded: submitted() }, { kind: 'remove' }],
-    ['paid, first seen, not asked yet → check Komfortkasse', { shop: of(order({ payment_status: 'paid' })) }, { kind: 'check-komfortkasse', reason: settledReason(order({ payment_status: 'paid' })) }],
-    ['closed, first seen, not asked yet → check Komfortkasse', { shop: of(order({ status: 'closed' })) }, { kind: 'check-komfortkasse', reason: settledReason(order({ status: 'closed' })) }],
-    ['paid, first seen, Komfortkasse holds it → one update that stops its reminders', { shop: of(order({ payment_status: 'paid' })), komfortkasseHolds: true }, { kind: 'submit', hash: PAID_HASH, stopReminder: true, remindersStopped: true, heldUpstream: true }],
-    ['closed, first seen, Komfortkasse holds it → one update that stops its reminders', { shop: of(order({ status: 'closed' })), komfortkasseHolds: true }, { kind: 'submit', hash: hashOf(order({ status: 'closed' })), stopReminder: true, remindersStopped: true, heldUpstream: true }],
-    ['closed, no country anywhere, Komfortkasse holds it → invalid (cannot update, never remove a paid order)', { shop: of(noCountry({ status: 'closed' })), komfortkasseHolds: true }, (plan) => expect(plan).toEqual({ kind: 'invalid', error: expect.stringContaining('DEFAULT_COUNTRY_CODE') })],
-    ['paid, already skipped as settled → none, not asked again', { shop: of(order({ payment_status: 'paid' })), recorded: buildRecordedKomfortkasse({ state: 'skipped', error: settledReason(order({ payment_status: 'paid' })) }) }, { kind: 'none', outcome: 'unchanged', why: 'already skipped as settled' }],
-    ['paid with a skipped payment type → skip for the payment type, not asked', { shop: of(order({ payment_status: 'paid', payment_type: 'paypal' })) }, { kind: 'skip', reason: 'payment type "paypal" is not sent to Komfortkasse' }],
-    ['stopped at Komfortkasse before (held), paid again → none', { shop: of(order({ payment_status: 'paid' })), recorded: submitted({ remindersStopped: true }) }, (plan) => expect(plan).toMatchObject({ kind: 'none', outcome: 'unchanged' })],
-    ['stopped at Komfortkasse before (held), then canceled → remove, not asked', { shop: of(order({ status: 'canceled', payment_status: 'paid' })), recorded: submitted({ remindersStopped: true }) }, { kind: 'remove' }],
-    ['open order, never sent, Komfortkasse answer ignored → first submission', { shop: of(order()), komfortkasseHolds: true }, { kind: 'submit', hash: HASH, remindersStopped: false }],
+    ['paid with an unknown payment type → skip as settled, not needs-attention', { shop: of(order({ payment_status: 'paid', payment_type: 'rechnung' })) }, (plan) => expect(plan).toMatchObject({ kind: 'skip', reason: expect.stringContaining('settled') })],
+    ['closed, no country anywhere → skip as settled, not needs-attention', { shop: of(noCountry({ status: 'closed' })) }, (plan) => expect(plan).toMatchObject({ kind: 'skip', reason: expect.stringContaining('settled') })],
+    ['paid and canceled, first seen → forget (canceled wins)', { shop: of(order({ status: 'canceled', payment_status: 'paid' })) }, { kind: 'forget', reason: 'canceled before it reached Komfortkasse' }],
 
     // deleted stays deleted: a deleted order cannot change, so every snapshot predates it
     ['deleted, a late snapshot with a newer updated_at → stale', { shop: of(order({ updated_at: LATE })), recorded: submitted({ state: 'removed', sourceUpdatedAt: EARLY, vanishedAt: DELETED_AT }) }, { kind: 'none', outcome: 'stale', why: 'the order was deleted in the shop; only a fetch from the shop brings it back' }],
@@ -174,7 +150,6 @@ describe('planKomfortkasse', () => {
       mapping: row.mapping ?? MAPPING,
       authoritative: row.authoritative ?? false,
       operator: row.operator ?? false,
-      ...(row.komfortkasseHolds === undefined ? {} : { komfortkasseHolds: row.komfortkasseHolds }),
     };
 
     // act
