@@ -4,7 +4,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { forgetSecrets, reloadConfig, sideSwitchOn } from '../lib/config/index.ts';
+import { forgetSecrets, reloadConfig } from '../lib/config/index.ts';
+import { sideOn } from '../lib/config/env.ts';
 import { resetClients } from '../lib/clients/registry.ts';
 import { resetSqsClient } from '../lib/queue/sqs.ts';
 import { resetDocumentClient } from '../lib/store/dynamo.ts';
@@ -179,8 +180,8 @@ export async function startStack(options: StackOptions = {}): Promise<RunningSta
     };
     // A side switched off gets no simulator and no credentials: nothing may need them.
     // (A value the config refuses counts as on here; the handlers' cold start then names it.)
-    const komfortkasseOn = sideSwitchOn(env.KOMFORTKASSE_ENABLED) !== false;
-    const klarOn = sideSwitchOn(env.KLAR_ENABLED) !== false;
+    const komfortkasseOn = sideOn(env.KOMFORTKASSE_ENABLED);
+    const klarOn = sideOn(env.KLAR_ENABLED);
     if (komfortkasseOn && !baseEnv.KOMFORTKASSE_BASE_URL) {
       const apiKey = baseEnv.KOMFORTKASSE_API_KEY || LOCAL_DEFAULTS.komfortkasseApiKey;
       simulators.komfortkasse = await startKomfortkasseSimulator({ apiKey });

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { parseEnv, sideSwitchOn } from '../lib/config/env.ts';
+import { parseEnv, sideOn } from '../lib/config/env.ts';
 import { LOCAL_DEFAULTS, REPO_ROOT, startStack, type RunningStack } from './stack.ts';
 
 const HELP = `npm start [-- options]
@@ -86,7 +86,7 @@ function printSummary(stack: RunningStack, ms: number): void {
   line('SQS emulator', stack.sqs.endpoint);
   for (const [alias, queue] of Object.entries(stack.queues)) line(`  queue ${alias}`, queue.name);
   const off = (variable: string) => `off (${variable}=${stack.env[variable]}): nothing is sent, no credentials needed`;
-  const isOff = (variable: string) => sideSwitchOn(stack.env[variable]) === false;
+  const isOff = (variable: string) => !sideOn(stack.env[variable]);
   line('Komfortkasse', isOff('KOMFORTKASSE_ENABLED') ? off('KOMFORTKASSE_ENABLED') : sim.komfortkasse ? `${sim.komfortkasse.url} (simulator)` : String(stack.env.KOMFORTKASSE_BASE_URL ?? process.env.KOMFORTKASSE_BASE_URL));
   line('Klar', isOff('KLAR_ENABLED') ? off('KLAR_ENABLED') : sim.klar ? `${sim.klar.url} (simulator)` : String(process.env.KLAR_BASE_URL));
   line('VersaCommerce', sim.versaCommerce ? `${sim.versaCommerce.url} (simulator)` : String(process.env.VERSACOMMERCE_BASE_URL));

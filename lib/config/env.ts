@@ -167,6 +167,17 @@ export function sideSwitchOn(value: string | undefined): boolean | undefined {
   return parsed.success ? parsed.data : undefined;
 }
 
+/** A switch as another process (a stage, a local stack, a deploy shell) has it: on unless switched off. */
+export function sideOn(value: string | undefined): boolean {
+  return sideSwitchOn(value) !== false;
+}
+
+/** A true/false setting (DRY_RUN) as another process has it, read as the functions read it; anything else is off. */
+export function flagOn(value: string | undefined): boolean {
+  const parsed = booleanFlag.safeParse((value ?? '').trim().toLowerCase());
+  return parsed.success && parsed.data;
+}
+
 /** With both sides off nothing would be synced at all: a mistake, never a mode. */
 export function bothSidesOff(env: Pick<Env, (typeof SIDE_SWITCHES)[number]>): boolean {
   return !env.KLAR_ENABLED && !env.KOMFORTKASSE_ENABLED;

@@ -1,6 +1,6 @@
 import { parseEnv, type Env } from './env.ts';
 
-export { parseEnv, webhookSecretsFrom, envSchema, sideSwitchOn, type Env } from './env.ts';
+export { parseEnv, webhookSecretsFrom, envSchema, sideSwitchOn, sideOn, flagOn, type Env } from './env.ts';
 export { secret, requiredSecret, forgetSecret, forgetSecrets, type SecretName } from './secrets.ts';
 
 let current: Env | undefined;

@@ -8,7 +8,7 @@ import { fetchKlarState } from '../clients/klar.ts';
 import { getKomfortkasseOrder } from '../clients/komfortkasse.ts';
 import { resetClients } from '../clients/registry.ts';
 import { countOrders } from '../clients/versacommerce.ts';
-import { config, forgetSecrets, reloadConfig, secret, webhookSecretsFrom } from '../config/index.ts';
+import { config, flagOn, forgetSecrets, reloadConfig, secret, webhookSecretsFrom } from '../config/index.ts';
 import { ConfigError, UpstreamAuthError, describeError } from '../domain/errors.ts';
 import { queueCounts } from '../queue/sqs.ts';
 import { getProbe } from '../store/probes.ts';
@@ -86,11 +86,6 @@ interface StageFacts {
   /** when the stack (or the local stack) was created; undefined = unknown */
   createdAt?: Date;
   settings: Record<string, string | undefined>;
-}
-
-function flagOn(value: string | undefined): boolean {
-  const v = (value ?? '').trim().toLowerCase();
-  return v === 'true' || v === '1' || v === 'yes';
 }
 
 export async function runCheck(target: Target, options: CheckOptions, io: CliIo): Promise<number> {

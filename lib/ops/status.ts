@@ -1,6 +1,6 @@
 import { CloudWatchClient, GetMetricDataCommand } from '@aws-sdk/client-cloudwatch';
 import * as z from 'zod';
-import { config } from '../config/index.ts';
+import { config, flagOn } from '../config/index.ts';
 import { describeError } from '../domain/errors.ts';
 import { queueCounts } from '../queue/sqs.ts';
 import { klarReadingSchema, listKlarReadings } from '../store/klar-readings.ts';
@@ -103,8 +103,7 @@ export function ageSourceFor(target: Target, env: NodeJS.ProcessEnv = process.en
 /** DRY_RUN as the workers of the target have it. */
 export function dryRunFor(target: Target, lastReading: { at: string; dryRun?: boolean } | undefined): StatusJson['dryRun'] {
   if (target.kind === 'local') {
-    const value = (target.env.DRY_RUN ?? 'false').trim().toLowerCase();
-    return { value: value === 'true' || value === '1' || value === 'yes', source: "the local stack's environment" };
+    return { value: flagOn(target.env.DRY_RUN), source: "the local stack's environment" };
   }
   if (target.kind === 'env') return { value: config().DRY_RUN, source: 'this environment' };
   // The deployed functions' setting is not readable from here; the poller records it.

@@ -2,7 +2,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { GetQueueUrlCommand, SQSClient } from '@aws-sdk/client-sqs';
 import * as z from 'zod';
-import { sideSwitchOn } from '../config/env.ts';
+import { sideOn } from '../config/env.ts';
 import { OrderbridgeError } from '../domain/errors.ts';
 
 /**
@@ -197,10 +197,7 @@ async function stageTarget(stage: string, region: string | undefined, ambient: N
   }
 }
 
-/** `KLAR_ENABLED` / `KOMFORTKASSE_ENABLED` as another process (a stage, a local stack, a deploy shell) has them: on unless switched off. */
-export function sideOn(value: string | undefined): boolean {
-  return sideSwitchOn(value) !== false;
-}
+export { sideOn };
 
 /** kill(pid, 0) probes without signalling; EPERM still means the process exists. */
 export function isAlive(pid: number): boolean {
