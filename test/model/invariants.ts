@@ -82,9 +82,11 @@ async function checkOrder(run: ScheduleRun, order: ModelOrder): Promise<string[]
       fail(2, `the record says ${kkRecord.state}, Komfortkasse still holds the order`);
     }
     if (order.seen.has(last.version)) {
-      // Settled before we ever submitted it: skipped (even if an earlier integration left it in Komfortkasse).
+      // Settled before we ever submitted it: skipped (even if an earlier integration left it in
+      // Komfortkasse). Settled after we removed it (returned, then reopened and paid): it stays
+      // removed, there is nothing to remind (the planner's rule).
       const heldByUs = (kk?.accepted ?? 0) > 0;
-      const wanted = !last.deleted && !canceled(last) && !(settled(last.raw!) && !heldByUs);
+      const wanted = !last.deleted && !canceled(last) && !(settled(last.raw!) && (!heldByUs || !active));
       if (wanted) {
         const parsed = versaCommerceOrderSchema.parse(last.raw);
         const desired = desiredKomfortkasseState(parsed, { ...komfortkasseMappingSettings(), firstSubmission: false });

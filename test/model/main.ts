@@ -83,7 +83,7 @@ async function runProperty(): Promise<void> {
     exitCode = 1;
     const schedule = details.counterexample?.[0] as Schedule | undefined;
     console.log(`FAILED — seed ${details.seed}, path ${details.counterexamplePath}`);
-    console.log(`replay: npm run test:model -- --seed ${details.seed} --path ${details.counterexamplePath}`);
+    console.log(`replay: npm run test:model -- --seed=${details.seed} --path ${details.counterexamplePath}`);
     console.log(`shrunk schedule (${details.numShrinks} shrinks): ${schedule ? describeSchedule(schedule) : '(none)'}`);
     console.log(details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance));
   } else {

@@ -17,6 +17,24 @@ const plain: Pick<Schedule, 'faults' | 'abandons' | 'choices' | 'klarBatch'> = {
 
 export const REGRESSIONS: RegressionCase[] = [
   {
+    name: 'a returned order that comes back paid stays removed: nothing to remind',
+    found:
+      'invariant 2 (seed -1616315058): the oracle wanted a returned, removed order re-submitted once it was reopened and paid; the planner keeps it removed (settled: Komfortkasse has nothing to remind) — the oracle was wrong, not the worker',
+    schedule: {
+      orders: [{ paymentType: 'cod', start: 'open', seeded: true, create: 'snapshot' }],
+      steps: [
+        { kind: 'change', order: 0, change: 'return', via: 'snapshot' },
+        { kind: 'change', order: 0, change: 'reopen', via: 'lost' },
+        { kind: 'change', order: 0, change: 'pay', via: 'snapshot' },
+      ],
+      faults: [],
+      abandons: [],
+      choices: [],
+      strictKomfortkasse: false,
+      klarBatch: 1,
+    },
+  },
+  {
     name: 'a late snapshot does not revive a deleted order',
     found:
       'invariant 3: a snapshot (v2) whose webhook arrived after the delete notification was submitted again after the remove, because it was newer than the last snapshot applied (v1)',
